@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Regenerates the wrapper modules' go.mod/go.sum under tools/ from tools/versions.env.
+#
+# Usage: scripts/pin-tools.sh [pulumi|pulumi-language-python|kubernetes-provider|kubernetes|etcd|kwok ...]
+#
+# Why wrappers: `go install pkg@version` refuses modules whose go.mod has replace directives (Pulumi,
+# Kubernetes, the Kubernetes provider all have them). Each tool gets its own small module so one tool's
+# k8s.io versions never pin another's. Run this after changing tools/versions.env and commit the result;
+# scripts/build-tools.sh refuses to build when a go.mod and versions.env disagree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=../tools/versions.env
+source tools/versions.env
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+fresh() { # fresh NAME: start tools/NAME/go.mod from scratch
+  mkdir -p "tools/$1"
+  rm -f "tools/$1/go.mod" "tools/$1/go.sum"
+  (cd "tools/$1" && go mod init "gateway-canary/tools/$1" >/dev/null 2>&1)
+}
+
+gomod_of() { # gomod_of MODULE@VERSION: path of that module's go.mod in the module cache
+  go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p'
+}
+
+pin_pulumi() {
+  # pkg/go.mod replaces sdk/v3 with ../sdk (require the same release instead) and swaps in a clipboard fork.
+  fresh pulumi
+  cd tools/pulumi
+  go mod edit -replace github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
+  go get -tool "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@${PULUMI_VERSION}"
+  go get "github.com/pulumi/pulumi/sdk/v3@${PULUMI_VERSION}"
+  go mod tidy
+}
+
+pin_pulumi-language-python() {
+  # Our language host (main.go in the folder), built against the same sdk/v3 release as the CLI.
+  fresh pulumi-language-python
+  cd tools/pulumi-language-python
+  go get "github.com/pulumi/pulumi/sdk/v3@${PULUMI_VERSION}"
+  go mod tidy
+}
+
+pin_kubernetes-provider() {
+  # provider/go.mod replaces sdk/v4 with ../sdk: require the release's sdk/v4 tag instead, and copy the
+  # provider's other (non-relative) replace directives. build-tools.sh copies the main package in, because
+  # it embeds files generated from schema.json that are not in the module zip.
+  fresh kubernetes-provider
+  cd tools/kubernetes-provider
+  local provider="github.com/pulumi/pulumi-kubernetes/provider/v4@${PULUMI_KUBERNETES_PROVIDER_MODULE}"
+  local mod; mod=$(gomod_of "$provider")
+  awk '/=>/ && $0 !~ /=> \.\.?\// {sub(/^replace /, ""); print $1"="$4"@"$5}' "$mod" | while read -r r; do
+    go mod edit -replace "$r"
+  done
+  go get "$provider" "github.com/pulumi/pulumi-kubernetes/sdk/v4@v${PULUMI_KUBERNETES_VERSION}"
+}
+
+pin_kubernetes() {
+  # k8s.io/kubernetes replaces every staging module with ./staging/...: use the published v0.X.Y tags.
+  fresh kubernetes
+  cd tools/kubernetes
+  local mod; mod=$(gomod_of "k8s.io/kubernetes@${KUBERNETES_VERSION}")
+  local staging="v0.${KUBERNETES_VERSION#v1.}"
+  for m in $(awk '/=> .\/staging\// {print $1}' "$mod"); do
+    go mod edit -replace "$m=$m@$staging"
+  done
+  local godebug; godebug=$(sed -n 's/^godebug //p' "$mod")
+  [ -z "$godebug" ] || go mod edit -godebug "$godebug"
+  go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@${KUBERNETES_VERSION}" \
+    "k8s.io/kubernetes/cmd/kube-controller-manager@${KUBERNETES_VERSION}" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@${KUBERNETES_VERSION}" \
+    "k8s.io/kubernetes/cmd/kubectl@${KUBERNETES_VERSION}"
+  go mod tidy
+}
+
+pin_etcd() {
+  fresh etcd
+  cd tools/etcd
+  go get -tool "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
+  go mod tidy
+}
+
+pin_kwok() {
+  fresh kwok
+  cd tools/kwok
+  go get -tool "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}"
+  go mod tidy
+}
+
+tools=("$@")
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok)
+for t in "${tools[@]}"; do
+  echo "== pinning $t"
+  ( "pin_$t" )
+done

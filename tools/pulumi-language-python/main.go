@@ -1,0 +1,272 @@
+// Command pulumi-language-python is a small Python language host for the Pulumi engine.
+//
+// Why it exists: the upstream host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3)
+// is not served by the Go module proxy these machines reach, so gateway-canary builds this one against the
+// pinned pulumi sdk/v3 instead. It implements the parts of the LanguageRuntime gRPC service that `pulumi
+// preview/up/destroy/refresh` and the Automation API use, and delegates the real work to the upstream
+// `pulumi-language-python-exec` script (shipped in the sdk/v3 module zip), exactly as the upstream host does:
+// the script connects the Python program to the engine's resource monitor.
+//
+// Protocol, as the engine speaks it: the engine starts this binary with its own gRPC address as the last
+// argument, reads the port we print on stdout, calls Handshake, then Run once per deployment.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	pbempty "google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
+)
+
+// version is set at build time to the pinned Pulumi release (-ldflags "-X main.version=...").
+var version = "0.0.0-dev"
+
+// userActionableExit is the exec script's exit code for "an error was already shown to the user".
+const userActionableExit = 32
+
+type host struct {
+	pulumirpc.UnimplementedLanguageRuntimeServer
+
+	execScript string
+
+	mu            sync.Mutex
+	engineAddress string
+}
+
+func main() {
+	// The engine passes its address as the last positional argument; older engines also pass flags such as
+	// -tracing or -root. Keep the last argument that is not a flag.
+	h := &host{}
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			h.engineAddress = a
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fail(err)
+	}
+	h.execScript = filepath.Join(filepath.Dir(self), "pulumi-language-python-exec")
+	if _, err := os.Stat(h.execScript); err != nil {
+		fail(fmt.Errorf("missing executor %s next to the language host: %w", h.execScript, err))
+	}
+
+	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
+		Init: func(srv *grpc.Server) error {
+			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
+			return nil
+		},
+	})
+	if err != nil {
+		fail(fmt.Errorf("could not start the language host gRPC server: %w", err))
+	}
+	fmt.Printf("%d\n", handle.Port)
+	if err := <-handle.Done; err != nil {
+		fail(fmt.Errorf("language host stopped serving: %w", err))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "pulumi-language-python: %v\n", err)
+	os.Exit(1)
+}
+
+func (h *host) Handshake(_ context.Context, req *pulumirpc.LanguageHandshakeRequest,
+) (*pulumirpc.LanguageHandshakeResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if req.GetEngineAddress() != "" {
+		h.engineAddress = req.GetEngineAddress()
+	}
+	return &pulumirpc.LanguageHandshakeResponse{}, nil
+}
+
+func (h *host) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
+	return &pulumirpc.PluginInfo{Version: version}, nil
+}
+
+// GetRequiredPackages reports no packages: the toolchain puts every provider plugin on PATH and the engine
+// loads them on demand when the program registers a resource. Automatic plugin download is off.
+func (h *host) GetRequiredPackages(context.Context, *pulumirpc.GetRequiredPackagesRequest,
+) (*pulumirpc.GetRequiredPackagesResponse, error) {
+	return &pulumirpc.GetRequiredPackagesResponse{}, nil
+}
+
+//nolint:staticcheck // the engine still falls back to this deprecated call.
+func (h *host) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredPluginsRequest,
+) (*pulumirpc.GetRequiredPluginsResponse, error) {
+	return &pulumirpc.GetRequiredPluginsResponse{}, nil
+}
+
+// InstallDependencies is a no-op: the project's virtualenv is created by the Makefile, not by `pulumi install`.
+func (h *host) InstallDependencies(*pulumirpc.InstallDependenciesRequest,
+	grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
+) error {
+	return nil
+}
+
+func (h *host) GetProgramDependencies(context.Context, *pulumirpc.GetProgramDependenciesRequest,
+) (*pulumirpc.GetProgramDependenciesResponse, error) {
+	return &pulumirpc.GetProgramDependenciesResponse{}, nil
+}
+
+func (h *host) About(_ context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
+	python := pythonCommand(req.GetInfo())
+	out, err := exec.Command(python, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("running %s --version: %w", python, err)
+	}
+	v := strings.TrimSpace(strings.TrimPrefix(string(out), "Python "))
+	return &pulumirpc.AboutResponse{Executable: python, Version: v}, nil
+}
+
+// pythonCommand picks the interpreter the way the upstream host does for the pip toolchain: the
+// `virtualenv` runtime option of Pulumi.yaml (relative to the project root), else PULUMI_PYTHON_CMD, else python3.
+func pythonCommand(info *pulumirpc.ProgramInfo) string {
+	if info != nil && info.GetOptions() != nil {
+		if v, ok := info.GetOptions().AsMap()["virtualenv"].(string); ok && v != "" {
+			if !filepath.IsAbs(v) {
+				v = filepath.Join(info.GetRootDirectory(), v)
+			}
+			return filepath.Join(v, "bin", "python")
+		}
+	}
+	if cmd := os.Getenv("PULUMI_PYTHON_CMD"); cmd != "" {
+		return cmd
+	}
+	return "python3"
+}
+
+// Run executes the program once through the exec script, passing config the way the Python SDK reads it.
+func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	h.mu.Lock()
+	engine := h.engineAddress
+	h.mu.Unlock()
+
+	info := req.GetInfo()
+	args := []string{"-u", h.execScript}
+	add := func(k, v string) {
+		if v != "" {
+			args = append(args, "--"+k, v)
+		}
+	}
+	add("monitor", req.GetMonitorAddress())
+	add("engine", engine)
+	add("project", req.GetProject())
+	add("stack", req.GetStack())
+	add("pwd", req.GetPwd())
+	add("dry_run", fmt.Sprintf("%v", req.GetDryRun()))
+	add("parallel", fmt.Sprint(req.GetParallel()))
+	add("organization", req.GetOrganization())
+	if info != nil {
+		add("root_directory", info.GetRootDirectory())
+	}
+	program := req.GetProgram()
+	if info != nil && info.GetEntryPoint() != "" {
+		program = filepath.Join(info.GetProgramDirectory(), info.GetEntryPoint())
+	}
+	if program == "" {
+		program = "."
+	}
+	args = append(args, program)
+	args = append(args, req.GetArgs()...)
+
+	cfg, err := json.Marshal(req.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("serializing config: %w", err)
+	}
+	secrets, err := json.Marshal(req.GetConfigSecretKeys())
+	if err != nil {
+		return nil, fmt.Errorf("serializing secret config keys: %w", err)
+	}
+
+	cmd := exec.CommandContext(ctx, pythonCommand(info), args...)
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "PULUMI_CONFIG="+string(cfg), "PULUMI_CONFIG_SECRET_KEYS="+string(secrets))
+	if req.GetPwd() != "" {
+		cmd.Dir = req.GetPwd()
+	}
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			if exitErr.ExitCode() == userActionableExit {
+				return &pulumirpc.RunResponse{Bail: true}, nil
+			}
+			return &pulumirpc.RunResponse{
+				Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode()),
+			}, nil
+		}
+		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run the Python executor: %v", err)}, nil
+	}
+	return &pulumirpc.RunResponse{}, nil
+}
+
+// RunPlugin runs a plugin written in Python (a policy pack's analyzer): `python -u -m pulumi_policy` style
+// programs are started from their directory with the given arguments, and their output is streamed back.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
+	server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
+) error {
+	info := req.GetInfo()
+	dir := req.GetPwd()
+	if info != nil && info.GetProgramDirectory() != "" {
+		dir = info.GetProgramDirectory()
+	}
+	entry := "__main__.py"
+	if info != nil && info.GetEntryPoint() != "" && info.GetEntryPoint() != "." {
+		entry = info.GetEntryPoint()
+	}
+	args := append([]string{"-u", filepath.Join(dir, entry)}, req.GetArgs()...)
+	cmd := exec.CommandContext(server.Context(), pythonCommand(info), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), req.GetEnv()...)
+	stdout := &streamWriter{send: func(b []byte) error {
+		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
+	}}
+	stderr := &streamWriter{send: func(b []byte) error {
+		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}})
+	}}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	code := int32(0)
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			return fmt.Errorf("running plugin %s: %w", req.GetName(), err)
+		}
+		code = int32(exitErr.ExitCode())
+	}
+	return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: code}})
+}
+
+// streamWriter forwards a child's output to a gRPC stream; writes are serialized because stdout and stderr
+// are copied by separate goroutines.
+type streamWriter struct {
+	send func([]byte) error
+}
+
+var streamMu sync.Mutex
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	streamMu.Lock()
+	defer streamMu.Unlock()
+	buf := make([]byte, len(p))
+	copy(buf, p)
+	if err := w.send(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*streamWriter)(nil)
