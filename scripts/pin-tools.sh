@@ -8,9 +8,9 @@
 # k8s.io versions never pin another's. Run this after changing tools/versions.env and commit the result;
 # scripts/build-tools.sh refuses to build when a go.mod and versions.env disagree.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck source=../tools/versions.env
-source tools/versions.env
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 fresh() { # fresh NAME: start tools/NAME/go.mod from scratch
@@ -53,6 +53,8 @@ pin_kubernetes-provider() {
     go mod edit -replace "$r"
   done
   go get "$provider" "github.com/pulumi/pulumi-kubernetes/sdk/v4@v${PULUMI_KUBERNETES_VERSION}"
+  copy_provider_main
+  go mod tidy
 }
 
 pin_kubernetes() {

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Builds the pinned toolchain into a per-user cache and links it into .tools/bin (`make tools`).
+#
+# Every binary is cached under $CACHE_ROOT/<tool>-<key>/, where <key> hashes the wrapper module (go.mod,
+# go.sum, sources), tools/versions.env and the Go version: a second run with the same pins builds nothing,
+# and a fresh clone on the same machine (CI) reuses the cache. Each build logs to .tools/logs/<tool>.log.
+#
+# Usage: scripts/build-tools.sh [tool ...]   (default: all; tools: pulumi pulumi-language-python
+#        kubernetes-provider kubernetes etcd kwok gateway-api)
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+mkdir -p "$TOOLS_DIR/bin" "$TOOLS_DIR/logs" "$CACHE_ROOT"
+
+# binaries_of TOOL: the executables a tool's cache folder must hold.
+binaries_of() {
+  case "$1" in
+    pulumi) echo pulumi ;;
+    pulumi-language-python) echo pulumi-language-python pulumi-language-python-exec ;;
+    kubernetes-provider) echo pulumi-resource-kubernetes ;;
+    kubernetes) echo kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
+    etcd) echo etcd ;;
+    kwok) echo kwok kwokctl ;;
+    *) die "unknown tool $1" ;;
+  esac
+}
+
+cache_key() { # cache_key TOOL
+  { cat "$REPO/tools/versions.env" "$REPO/tools/$1/go.mod" "$REPO/tools/$1/go.sum"
+    find "$REPO/tools/$1" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0 -r cat
+    go env GOVERSION; } | sha256sum | cut -c1-16
+}
+
+# check_pins TOOL: a wrapper's go.mod must require exactly what versions.env says.
+check_pins() {
+  local mod="$REPO/tools/$1/go.mod" want
+  case "$1" in
+    pulumi) want="github.com/pulumi/pulumi/pkg/v3 ${PULUMI_VERSION}" ;;
+    pulumi-language-python) want="github.com/pulumi/pulumi/sdk/v3 ${PULUMI_VERSION}" ;;
+    kubernetes-provider) want="github.com/pulumi/pulumi-kubernetes/provider/v4 ${PULUMI_KUBERNETES_PROVIDER_MODULE}" ;;
+    kubernetes) want="k8s.io/kubernetes ${KUBERNETES_VERSION}" ;;
+    etcd) want="go.etcd.io/etcd/server/v3 ${ETCD_VERSION}" ;;
+    kwok) want="sigs.k8s.io/kwok ${KWOK_VERSION}" ;;
+  esac
+  grep -qE "(^|\s)${want//./\\.}( |$)" "$mod" \
+    || die "tools/$1/go.mod does not require '$want' (tools/versions.env); run scripts/pin-tools.sh $1"
+}
+
+build_pulumi() { # OUT
+  go build -trimpath -tags osusergo,grpcnotrace -o "$1/pulumi" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${PULUMI_VERSION}" \
+    github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+}
+
+build_pulumi-language-python() { # OUT
+  go build -trimpath -o "$1/pulumi-language-python" -ldflags "-s -w -X main.version=${PULUMI_VERSION#v}" .
+  # The executor script the host runs ships in the sdk/v3 module zip (not in the PyPI wheel).
+  local sdk; sdk=$(module_dir "github.com/pulumi/pulumi/sdk/v3@${PULUMI_VERSION}")
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$1/pulumi-language-python-exec"
+}
+
+build_kubernetes-provider() { # OUT
+  copy_provider_main
+  go build -trimpath -o "$1/pulumi-resource-kubernetes" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${PULUMI_KUBERNETES_VERSION}" \
+    ./cmd/pulumi-resource-kubernetes
+}
+
+build_kubernetes() { # OUT
+  local v="${KUBERNETES_VERSION}" minor; minor=$(echo "$v" | cut -d. -f2)
+  local flags="-s -w" pkg
+  # Without these, clients see v0.0.0 and the Pulumi provider refuses the cluster as too old.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    flags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  go build -trimpath -tags selinux,notest -ldflags "$flags" -o "$1/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+
+build_etcd() { # OUT
+  go build -trimpath -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kwok() { # OUT
+  go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" -o "$1/" \
+    sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+}
+
+# ensure TOOL: link the cached build, building it first when the cache has none for these pins.
+ensure() {
+  local tool=$1 key out started b
+  check_pins "$tool"
+  key=$(cache_key "$tool")
+  out="$CACHE_ROOT/$tool-$key"
+  if [ ! -f "$out/.complete" ]; then
+    log "building $tool (log: .tools/logs/$tool.log) ..."
+    started=$(date +%s)
+    rm -rf "$out.partial" && mkdir -p "$out.partial"
+    if ! (cd "$REPO/tools/$tool" && "build_$tool" "$out.partial") >"$TOOLS_DIR/logs/$tool.log" 2>&1; then
+      tail -n 30 "$TOOLS_DIR/logs/$tool.log" >&2
+      die "building $tool failed; full log in .tools/logs/$tool.log"
+    fi
+    touch "$out.partial/.complete"
+    rm -rf "$out" && mv "$out.partial" "$out"
+    log "built $tool in $(( $(date +%s) - started ))s"
+  fi
+  for b in $(binaries_of "$tool"); do
+    [ -x "$out/$b" ] || die "$out/$b missing after build"
+    # Hard links, not symlinks: pulumi looks for its bundled language host next to its own resolved path.
+    ln -f "$out/$b" "$TOOLS_DIR/bin/$b" 2>/dev/null || cp -f "$out/$b" "$TOOLS_DIR/bin/$b"
+  done
+}
+
+# The Gateway API CRDs ship inside the sigs.k8s.io/gateway-api module zip.
+ensure_gateway_api() {
+  local dir; dir=$(module_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}")
+  [ -f "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" ] \
+    || die "Gateway API CRDs not found in sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}"
+  ln -sfn "$dir/config/crd" "$TOOLS_DIR/gateway-api-crds"
+}
+
+# A pulumi already on PATH (same major version, with its Python host) is used as is, unless
+# GATEWAY_CANARY_BUILD_PULUMI=1.
+ambient_pulumi() {
+  [ "${GATEWAY_CANARY_BUILD_PULUMI:-0}" = 1 ] && return 1
+  local p; p=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -v "^$TOOLS_DIR/bin$" | paste -sd:) command -v pulumi) || return 1
+  "$p" version 2>/dev/null | grep -q '^v3\.' || return 1
+  [ -x "$(dirname "$p")/pulumi-language-python" ] || return 1
+  log "using pulumi on PATH: $p ($("$p" version))"
+}
+
+tools=("$@")
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api)
+started=$(date +%s)
+for t in "${tools[@]}"; do
+  case "$t" in
+    gateway-api) ensure_gateway_api ;;
+    pulumi|pulumi-language-python) if ambient_pulumi; then continue; fi; ensure "$t" ;;
+    *) ensure "$t" ;;
+  esac
+done
+log "toolchain ready in .tools/bin ($(( $(date +%s) - started ))s)"
