@@ -455,8 +455,8 @@ def _gateway(
 
 def _header(r: _Reader) -> CanaryHeader | None:
     allowed = (
-        "'' (off) or 'name: value', e.g. 'x-canary: true', where name is an HTTP header name "
-        f"(RFC 7230 token, <= {MAX_HEADER_NAME} characters) and value is 1..{MAX_HEADER_VALUE} printable characters"
+        "'' (off) or 'name: value', e.g. 'x-canary: true', where name is an HTTP header name (RFC 7230 "
+        f"token, <= {MAX_HEADER_NAME} characters) and value is 1..{MAX_HEADER_VALUE} printable characters"
     )
     value = r.text("canaryHeader")
     if not r.ok("canaryHeader") or value == "":

@@ -1,0 +1,97 @@
+"""Test helpers: stack config as the engine passes it, and Pulumi mocks that record what was registered."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
+
+from canary.config import CanaryReleaseArgs, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "gateway-canary"
+
+
+def engine_string(value: Any) -> str:
+    """A config value the way the engine hands it to the program: scalars as text, arrays as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def project_schema() -> dict[str, dict[str, Any]]:
+    """The `config:` section of Pulumi.yaml."""
+    return yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]
+
+
+def project_defaults() -> dict[str, str]:
+    """Every declared key with its Pulumi.yaml default, as the engine passes defaults."""
+    return {key: engine_string(decl["default"]) for key, decl in project_schema().items()}
+
+
+def stack_file_config(stack: str) -> dict[str, str]:
+    """The project-namespace values set in Pulumi.<stack>.yaml, namespace stripped."""
+    values = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): engine_string(v) for key, v in values.items() if key.startswith(prefix)}
+
+
+def raw_config(**overrides: Any) -> dict[str, str]:
+    """Defaults plus overrides (Python values converted as the engine would), key -> string."""
+    return {**project_defaults(), **{key: engine_string(value) for key, value in overrides.items()}}
+
+
+def release_args(**overrides: Any) -> CanaryReleaseArgs:
+    """Validated settings from the defaults plus overrides."""
+    return parse_config(raw_config(**overrides))
+
+
+CANARY = "ghcr.io/stefanprodan/podinfo:6.7.1"
+"""A canary image for tests (the default stable image is 6.7.0)."""
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that echo inputs back as state and remember every new_resource call."""
+
+    def __init__(self) -> None:
+        self.resources: list[MockResourceArgs] = []
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append(args)
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+    def of_type(self, typ: str) -> list[MockResourceArgs]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def named(self, typ: str, name: str) -> MockResourceArgs:
+        matches = [r for r in self.of_type(typ) if r.name == name]
+        assert len(matches) == 1, (
+            f"expected one {typ} named {name}, got {[r.name for r in self.of_type(typ)]}"
+        )
+        return matches[0]
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock resource monitor that also keeps each registration's dependencies (URNs) and parent."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[tuple[str, str], list[str]] = {}
+        self.parents: dict[tuple[str, str], str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.dependencies[(request.type, request.name)] = list(request.dependencies)
+        self.parents[(request.type, request.name)] = request.parent
+        return super().RegisterResource(request)
+
+
+def set_stack_config(raw: dict[str, str]) -> None:
+    """Replace the program's config with `raw` in the project namespace, as the engine would set it."""
+    pulumi.runtime.set_all_config({f"{PROJECT}:{key}": value for key, value in raw.items()})

@@ -1,0 +1,244 @@
+"""CanaryRelease wiring under Pulumi mocks: which objects exist per phase, dependencies, outputs."""
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+import pytest
+
+from canary.component import TYPE_TOKEN, CanaryRelease, render
+from tests.unit.conftest import PulumiMocks
+from tests.unit.helpers import CANARY, release_args
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+STABLE_ONLY = {
+    (TYPE_TOKEN, "podinfo"),
+    (NAMESPACE, "podinfo-namespace"),
+    (DEPLOYMENT, "podinfo-stable"),
+    (SERVICE, "podinfo-stable"),
+    (GATEWAY, "podinfo-gateway"),
+    (ROUTE, "podinfo-route"),
+}
+WITH_CANARY = STABLE_ONLY | {(DEPLOYMENT, "podinfo-canary"), (SERVICE, "podinfo-canary")}
+
+
+def build(**overrides: Any) -> CanaryRelease:
+    return CanaryRelease("podinfo", release_args(**overrides))
+
+
+def settled(release: CanaryRelease) -> pulumi.Output[list[Any]]:
+    """An Output that resolves once the component and every child are registered."""
+    children: list[pulumi.Resource] = [
+        *release.deployments.values(),
+        *release.services.values(),
+        release.route,
+    ]
+    if release.namespace_resource is not None:
+        children.append(release.namespace_resource)
+    if release.gateway is not None:
+        children.append(release.gateway)
+    return pulumi.Output.all(release.urn, *[child.urn for child in children])
+
+
+def registered(pulumi_mocks: PulumiMocks) -> set[tuple[str, str]]:
+    return {(r.typ, r.name) for r in pulumi_mocks.mocks.resources}
+
+
+PHASES = [
+    ({}, STABLE_ONLY, "stable", 100, 0),
+    ({"canaryImage": CANARY}, WITH_CANARY, "canary deployed, header-only", 100, 0),
+    ({"canaryImage": CANARY, "canaryHeader": ""}, WITH_CANARY, "canary 0%", 100, 0),
+    ({"canaryImage": CANARY, "canaryWeight": "25"}, WITH_CANARY, "canary 25%", 75, 25),
+    ({"canaryImage": CANARY, "canaryWeight": "100"}, WITH_CANARY, "canary 100%", 0, 100),
+    ({"canaryImage": CANARY, "canaryWeight": "0.5"}, WITH_CANARY, "canary 0.5%", 99.5, 0.5),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "phase", "stable", "canary"), PHASES, ids=[p[2] for p in PHASES]
+)
+@pulumi.runtime.test
+def test_resources_and_outputs_per_phase(
+    pulumi_mocks: PulumiMocks,
+    overrides: dict[str, Any],
+    expected: set[tuple[str, str]],
+    phase: str,
+    stable: float,
+    canary: float,
+) -> pulumi.Output[None]:
+    release = build(**overrides)
+
+    def check(values: list[Any]) -> None:
+        outputs = dict(zip(release.outputs(), values, strict=True))
+        assert registered(pulumi_mocks) == expected
+        assert outputs["phase"] == phase
+        assert (outputs["stableWeight"], outputs["canaryWeight"]) == (stable, canary)
+        assert outputs["stableImage"] == "ghcr.io/stefanprodan/podinfo:6.7.0"
+        assert outputs["canaryImage"] == overrides.get("canaryImage", "")
+        assert outputs["routeName"] == "podinfo"
+        tracks = ["stable", "canary"] if "canaryImage" in overrides else ["stable"]
+        assert outputs["serviceNames"] == [f"podinfo-{t}" for t in tracks]
+        assert outputs["namespace"] == "gateway-canary"
+        assert outputs["gatewayName"] == "podinfo-gateway"
+
+    return pulumi.Output.all(settled(release), *release.outputs().values()).apply(lambda v: check(v[1:]))
+
+
+@pulumi.runtime.test
+def test_route_spec_is_the_rendered_route(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    args = release_args(canaryImage=CANARY, canaryWeight="25", mirrorPercent="10")
+    release = CanaryRelease("podinfo", args)
+
+    def check(_: Any) -> None:
+        route = pulumi_mocks.mocks.named(ROUTE, "podinfo-route").inputs
+        expected = render(args).route
+        assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+        assert route["metadata"] == expected["metadata"]
+        assert route["spec"] == expected["spec"]
+        rules = route["spec"]["rules"]
+        assert "headers" in rules[0]["matches"][0], "header rule comes first"
+        assert rules[1]["filters"][0]["type"] == "RequestMirror"
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_service_selectors_match_only_their_own_deployment(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    release = build(canaryImage=CANARY, canaryWeight="25")
+
+    def check(_: Any) -> None:
+        pods = {
+            name: r.inputs["spec"]["template"]["metadata"]["labels"]
+            for r in pulumi_mocks.mocks.of_type(DEPLOYMENT)
+            for name in [r.name]
+        }
+        for service in pulumi_mocks.mocks.of_type(SERVICE):
+            selector = service.inputs["spec"]["selector"]
+            matching = [name for name, labels in pods.items() if selector.items() <= labels.items()]
+            assert matching == [service.name], f"{service.name} selects {matching}"
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_every_namespaced_object_sets_its_namespace(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    release = build(canaryImage=CANARY, namespace="shop")
+
+    def check(_: Any) -> None:
+        for r in pulumi_mocks.mocks.resources:
+            if r.typ in (DEPLOYMENT, SERVICE, GATEWAY, ROUTE):
+                assert r.inputs["metadata"]["namespace"] == "shop", r.name
+            if r.typ == NAMESPACE:
+                assert r.inputs["metadata"]["name"] == "shop"
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_route_depends_on_deployments_services_and_gateway(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    release = build(canaryImage=CANARY, canaryWeight="25")
+
+    def check(_: Any) -> None:
+        deps = pulumi_mocks.monitor.dependencies[(ROUTE, "podinfo-route")]
+        for typ, name in [
+            (DEPLOYMENT, "podinfo-stable"),
+            (DEPLOYMENT, "podinfo-canary"),
+            (SERVICE, "podinfo-stable"),
+            (SERVICE, "podinfo-canary"),
+            (GATEWAY, "podinfo-gateway"),
+        ]:
+            assert any(urn.endswith(f"{typ}::{name}") for urn in deps), (
+                f"route does not depend on {typ} {name}"
+            )
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_nothing_but_the_route_depends_on_a_deployment(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    release = build(canaryImage=CANARY)
+
+    def check(_: Any) -> None:
+        for (typ, name), deps in pulumi_mocks.monitor.dependencies.items():
+            if typ != ROUTE:
+                assert not any(f"{DEPLOYMENT}::" in urn for urn in deps), (
+                    f"{typ} {name} depends on a Deployment"
+                )
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_children_are_parented_to_the_component(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    other = pulumi.ComponentResource("test:index:Other", "other")
+    release = CanaryRelease("podinfo", release_args(canaryImage=CANARY), pulumi.ResourceOptions(parent=other))
+
+    def check(_: Any) -> None:
+        for (typ, name), parent in pulumi_mocks.monitor.parents.items():
+            if typ.startswith("kubernetes:") and typ != "pulumi:providers:kubernetes":
+                assert parent.endswith(f"{TYPE_TOKEN}::podinfo"), f"{typ} {name} has parent {parent}"
+        assert pulumi_mocks.monitor.parents[(TYPE_TOKEN, "podinfo")].endswith("test:index:Other::other")
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_an_explicit_provider_reaches_every_child(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    provider = kubernetes.Provider("cluster")
+    release = CanaryRelease(
+        "podinfo", release_args(canaryImage=CANARY), pulumi.ResourceOptions(providers=[provider])
+    )
+
+    def check(_: Any) -> None:
+        children = [r for r in pulumi_mocks.mocks.resources if r.typ.startswith("kubernetes:")]
+        assert len(children) == len(WITH_CANARY) - 1
+        for child in children:
+            assert "pulumi:providers:kubernetes::cluster::" in (child.provider or ""), child.name
+
+    return settled(release).apply(check)
+
+
+@pulumi.runtime.test
+def test_no_namespace_or_gateway_when_attaching(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
+    release = build(
+        createNamespace=False, createGateway=False, gatewayName="shared", gatewayNamespace="infra"
+    )
+
+    def check(_: Any) -> None:
+        assert registered(pulumi_mocks) == {
+            (TYPE_TOKEN, "podinfo"),
+            (DEPLOYMENT, "podinfo-stable"),
+            (SERVICE, "podinfo-stable"),
+            (ROUTE, "podinfo-route"),
+        }
+        route = pulumi_mocks.mocks.named(ROUTE, "podinfo-route").inputs
+        assert route["spec"]["parentRefs"] == [{"name": "shared", "namespace": "infra"}]
+
+    return pulumi.Output.all(settled(release), release.gateway_name).apply(check)
+
+
+def test_a_weight_change_renders_a_different_route_and_nothing_else() -> None:
+    before = render(release_args(canaryImage=CANARY, canaryWeight="5"))
+    after = render(release_args(canaryImage=CANARY, canaryWeight="25"))
+    assert before.route != after.route
+    assert before.deployments == after.deployments
+    assert before.services == after.services
+    assert before.gateway == after.gateway
+    assert before.namespace == after.namespace
+
+
+def test_no_weight_outside_the_route() -> None:
+    rendered = render(release_args(canaryImage=CANARY, canaryWeight="37"))
+    others = [
+        rendered.namespace,
+        rendered.gateway,
+        *rendered.deployments.values(),
+        *rendered.services.values(),
+    ]
+    assert "37" not in repr(others)
+    assert "weight" not in repr(others).lower()

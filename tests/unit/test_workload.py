@@ -1,0 +1,153 @@
+"""canary.workload: labels, pod template, Deployments and Services (pure)."""
+
+from typing import Any
+
+import pytest
+
+from canary.workload import (
+    NAME_LABEL,
+    POD_SECURITY_LABELS,
+    TRACK_LABEL,
+    Track,
+    deployment_manifest,
+    namespace_manifest,
+    object_name,
+    pod_template,
+    service_manifest,
+    track_labels,
+    tracks,
+)
+from tests.unit.helpers import CANARY, release_args
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_object_names_are_fixed() -> None:
+    assert object_name("podinfo", "stable") == "podinfo-stable"
+    assert object_name("podinfo", "canary") == "podinfo-canary"
+
+
+def test_tracks_follow_the_canary_image() -> None:
+    assert tracks(release_args()) == ("stable",)
+    assert tracks(release_args(canaryImage=CANARY)) == ("stable", "canary")
+
+
+def test_track_labels_differ_only_in_track() -> None:
+    stable, canary = track_labels("podinfo", "stable"), track_labels("podinfo", "canary")
+    assert stable == {NAME_LABEL: "podinfo", TRACK_LABEL: "stable"}
+    assert canary == {NAME_LABEL: "podinfo", TRACK_LABEL: "canary"}
+
+
+def test_labels_are_the_same_for_selector_template_and_service() -> None:
+    args = release_args(canaryImage=CANARY)
+    for track in tracks(args):
+        deployment, service = deployment_manifest(args, track), service_manifest(args, track)
+        labels = track_labels(args.app_name, track)
+        assert deployment["metadata"]["labels"] == labels
+        assert deployment["spec"]["selector"] == {"matchLabels": labels}
+        assert deployment["spec"]["template"]["metadata"]["labels"] == labels
+        assert service["spec"]["selector"] == labels
+
+
+def test_selectors_never_overlap() -> None:
+    args = release_args(canaryImage=CANARY)
+    pods = {t: deployment_manifest(args, t)["spec"]["template"]["metadata"]["labels"] for t in tracks(args)}
+    for track in tracks(args):
+        selector = service_manifest(args, track)["spec"]["selector"]
+        deployment_selector = deployment_manifest(args, track)["spec"]["selector"]["matchLabels"]
+        for other, labels in pods.items():
+            assert selects(selector, labels) == (other == track)
+            assert selects(deployment_selector, labels) == (other == track)
+
+
+def test_deployments_and_services_set_name_and_namespace() -> None:
+    args = release_args(canaryImage=CANARY, namespace="shop")
+    for track in tracks(args):
+        for manifest in (deployment_manifest(args, track), service_manifest(args, track)):
+            assert manifest["metadata"]["name"] == f"podinfo-{track}"
+            assert manifest["metadata"]["namespace"] == "shop"
+
+
+def test_images_and_replicas_per_track() -> None:
+    args = release_args(canaryImage=CANARY, stableReplicas=3, canaryReplicas=2)
+    stable, canary = deployment_manifest(args, "stable"), deployment_manifest(args, "canary")
+    assert stable["spec"]["replicas"] == 3
+    assert canary["spec"]["replicas"] == 2
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == args.stable_image
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == CANARY
+
+
+def test_rolling_update_keeps_capacity() -> None:
+    strategy = deployment_manifest(release_args(), "stable")["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def test_pod_template_probe_port_and_resources() -> None:
+    template = pod_template(track_labels("a", "stable"), "nginx:1", 8080, "/healthz")
+    container = template["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
+    """The Pod Security Standards "restricted" checks that apply to these pods."""
+    problems = []
+    pod = pod_spec.get("securityContext", {})
+    if pod.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("pod seccompProfile")
+    for container in pod_spec["containers"]:
+        ctx = container.get("securityContext", {})
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append("allowPrivilegeEscalation")
+        if ctx.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append("capabilities")
+        if ctx.get("runAsNonRoot", pod.get("runAsNonRoot")) is not True:
+            problems.append("runAsNonRoot")
+        if ctx.get("runAsUser", pod.get("runAsUser")) in (0, None):
+            problems.append("runAsUser")
+        if ctx.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append("container seccompProfile")
+        if ctx.get("privileged"):
+            problems.append("privileged")
+    return problems
+
+
+@pytest.mark.parametrize("track", ["stable", "canary"])
+def test_pods_meet_restricted_pod_security(track: Track) -> None:
+    args = release_args(canaryImage=CANARY)
+    spec = deployment_manifest(args, track)["spec"]["template"]["spec"]
+    assert restricted_violations(spec) == []
+
+
+def test_namespace_enforces_restricted() -> None:
+    manifest = namespace_manifest("shop")
+    assert manifest["metadata"]["name"] == "shop"
+    assert manifest["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert manifest["metadata"]["labels"] == POD_SECURITY_LABELS
+
+
+def test_service_exposes_port_80_to_the_named_container_port() -> None:
+    service = service_manifest(release_args(), "stable")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_workload_does_not_depend_on_weight_header_or_mirror() -> None:
+    base = release_args(canaryImage=CANARY)
+    variants = [
+        release_args(canaryImage=CANARY, canaryWeight="25"),
+        release_args(canaryImage=CANARY, canaryWeight="100", canaryHeader="", mirrorPercent="10"),
+    ]
+    for other in variants:
+        for track in tracks(base):
+            assert deployment_manifest(other, track) == deployment_manifest(base, track)
+            assert service_manifest(other, track) == service_manifest(base, track)
+
+
+def test_stable_deployment_does_not_change_when_a_canary_is_added() -> None:
+    assert deployment_manifest(release_args(), "stable") == deployment_manifest(
+        release_args(canaryImage=CANARY, canaryWeight="5"), "stable"
+    )
