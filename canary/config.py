@@ -389,15 +389,19 @@ def _hostnames(r: _Reader) -> tuple[str, ...]:
     if not r.ok("hostnames"):
         return ()
     names = [item for item in items if isinstance(item, str)]
-    if (
-        len(names) != len(items)
-        or len(names) > MAX_HOSTNAMES
-        or len(set(names)) != len(names)
-        or not all(_valid_hostname(name) for name in names)
-    ):
-        r.reject("hostnames", allowed)
-        return ()
-    return tuple(sorted(names))
+    invalid = [name for name in names if not _valid_hostname(name)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if len(names) != len(items):
+        r.reject("hostnames", f"{allowed}; every entry must be a string")
+    elif len(names) > MAX_HOSTNAMES:
+        r.reject("hostnames", f"{allowed}; {len(names)} given")
+    elif invalid:
+        r.reject("hostnames", f"{allowed}; {invalid[0]!r} is not")
+    elif repeated:
+        r.reject("hostnames", f"{allowed}; {repeated[0]!r} is repeated")
+    else:
+        return tuple(sorted(names))
+    return ()
 
 
 def _valid_hostname(name: str) -> bool:

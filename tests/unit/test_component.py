@@ -242,3 +242,27 @@ def test_no_weight_outside_the_route() -> None:
     ]
     assert "37" not in repr(others)
     assert "weight" not in repr(others).lower()
+
+
+def test_rollback_changes_only_the_route_and_keeps_canary_pods() -> None:
+    at_50 = render(release_args(canaryImage=CANARY, canaryWeight="50"))
+    rolled_back = render(release_args(canaryImage=CANARY, canaryWeight="0"))
+    assert rolled_back.deployments == at_50.deployments
+    assert set(rolled_back.deployments) == {"stable", "canary"}
+    split = rolled_back.route["spec"]["rules"][-1]
+    assert [ref.get("weight") for ref in split["backendRefs"]] == [100, 0]
+
+
+def test_promote_is_config_only() -> None:
+    at_100 = render(release_args(canaryImage=CANARY, canaryWeight="100"))
+    promoted = render(release_args(stableImage=CANARY, canaryImage="", canaryWeight="0"))
+    assert set(promoted.deployments) == {"stable"} and set(promoted.services) == {"stable"}
+    stable = promoted.deployments["stable"]["spec"]["template"]["spec"]["containers"][0]
+    assert stable["image"] == CANARY
+    assert promoted.route["spec"]["rules"] == [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [{"name": "podinfo-stable", "port": 80}],
+        }
+    ]
+    assert promoted.deployments["stable"]["metadata"] == at_100.deployments["stable"]["metadata"]

@@ -190,3 +190,18 @@ def test_read_stack_config_strips_the_namespace_and_drops_other_namespaces(pulum
     set_stack_config({"canaryWeight": "25"})
     pulumi.runtime.set_config("kubernetes:context", "kind")
     assert read_stack_config("gateway-canary") == {"canaryWeight": "25"}
+
+
+@pytest.mark.parametrize(
+    ("hostnames", "detail"),
+    [
+        (["ok.example.com", "Bad.example.com"], "; 'Bad.example.com' is not"),
+        (["a.example.com", "a.example.com"], "; 'a.example.com' is repeated"),
+        ([f"h{i}.example.com" for i in range(17)], "; 17 given"),
+        (["a.example.com", 5], "; every entry must be a string"),
+    ],
+)
+def test_hostnames_error_says_which_entry(hostnames: list[object], detail: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw_config(hostnames=hostnames))
+    assert caught.value.problems[0][1].endswith(detail)
