@@ -5,7 +5,6 @@ which depends on which, and what the release reports.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pulumi
@@ -138,10 +137,9 @@ class CanaryRelease(pulumi.ComponentResource):
         ]
         self.route = self._custom_resource(f"{name}-route", rendered.route, route_dependencies)
 
-        canary = args.canary_weight if args.has_canary else Decimal(0)
         self.phase = pulumi.Output.from_input(args.phase)
-        self.stable_weight = pulumi.Output.from_input(percent_number(100 - canary))
-        self.canary_weight = pulumi.Output.from_input(percent_number(canary))
+        self.stable_weight = pulumi.Output.from_input(percent_number(args.stable_percent))
+        self.canary_weight = pulumi.Output.from_input(percent_number(args.canary_weight))
         self.stable_image = pulumi.Output.from_input(args.stable_image)
         self.canary_image = pulumi.Output.from_input(args.canary_image or "")
         self.route_name = pulumi.Output.from_input(str(rendered.route["metadata"]["name"]))

@@ -298,7 +298,10 @@ def parse_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
     canary_weight = r.percent("canaryWeight")
     canary_plan = _plan(r)
     stable_replicas = r.integer(
-        "stableReplicas", 1, 1000, "an integer from 1 to 1000 (stable always serves or may serve traffic)"
+        "stableReplicas",
+        1,
+        1000,
+        "an integer from 1 to 1000 (a rollback sends traffic back to stable at once)",
     )
     canary_replicas = r.integer(
         "canaryReplicas", 1, 1000, "an integer from 1 to 1000 (the canary Service must select a ready pod)"
