@@ -54,7 +54,9 @@ class Result:
     def check(self) -> Result:
         if self.code != 0:
             command = " ".join(self.args)
-            raise AssertionError(f"{command} exited {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}")
+            raise AssertionError(
+                f"{command} exited {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+            )
         return self
 
 
