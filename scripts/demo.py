@@ -1,0 +1,102 @@
+"""`make demo`: the reference article's canary progression, done with `pulumi config set` + `pulumi up`.
+
+Runs the real Pulumi CLI on stack `dev` of this project (local file backend) against the cluster in
+KUBECONFIG (the local kwok cluster by default), and after every step prints a row read back from the live
+HTTPRoute: time since start, stable %, canary %, what the step did, and how long the step took.
+
+Walk: stable v1 -> canary v2 header-only -> 5 -> 25 -> 50 -> 100 -> promote, then a second canary v3 at 25%
+and an instant rollback. Re-running converges from whatever state the stack is in: the first step declares
+the steady state again, so an interrupted run is simply continued.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from canary.live import LiveReader
+from canary.weights import format_percent
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = "dev"
+APP = "podinfo"
+NAMESPACE = "gateway-canary"
+V1, V2, V3 = (f"ghcr.io/stefanprodan/podinfo:{v}" for v in ("6.7.0", "6.7.1", "6.8.0"))
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str
+    config: dict[str, str]
+
+
+STEPS = [
+    Step("stable only (v6.7.0)", {"stableImage": V1, "canaryImage": "", "canaryWeight": "0"}),
+    Step("canary deployed, header-only", {"canaryImage": V2}),
+    Step("initial traffic split", {"canaryWeight": "5"}),
+    Step("metrics look good, increase", {"canaryWeight": "25"}),
+    Step("half traffic on canary", {"canaryWeight": "50"}),
+    Step("full shift", {"canaryWeight": "100"}),
+    Step("promote: canary becomes stable", {"stableImage": V2, "canaryImage": "", "canaryWeight": "0"}),
+    Step("second canary (v6.8.0), header-only", {"canaryImage": V3}),
+    Step("second canary at 25%", {"canaryWeight": "25"}),
+    Step("instant rollback", {"canaryWeight": "0"}),
+]
+
+
+def pulumi(*args: str) -> str:
+    cmd = ["pulumi", *args, "--stack", STACK, "--non-interactive"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"demo: `{' '.join(cmd)}` failed (exit {proc.returncode})")
+    return proc.stdout
+
+
+def ensure_stack() -> None:
+    listed = subprocess.run(
+        ["pulumi", "stack", "ls", "--json"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    if f'"name": "{STACK}"' not in listed:
+        subprocess.run(["pulumi", "stack", "init", STACK, "--non-interactive"], cwd=REPO, check=True)
+
+
+def main() -> int:
+    ensure_stack()
+    live = LiveReader()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    print(f"gateway-canary demo: stack '{STACK}', namespace '{NAMESPACE}', kubeconfig {kubeconfig}")
+    print()
+    header = f"{'Time':<8}{'Stable':>7}{'Canary':>8}  {'Step (s)':>8}  Action"
+    print(header)
+    print("-" * 72)
+    started = time.monotonic()
+    for step in STEPS:
+        t0 = time.monotonic()
+        for key, value in step.config.items():
+            pulumi("config", "set", key, value)
+        pulumi("up", "--yes", "--skip-preview", "--message", step.action)
+        took = time.monotonic() - t0
+        state = live.route(APP, NAMESPACE)
+        if state is None:
+            raise SystemExit("demo: the HTTPRoute is missing after `pulumi up`")
+        canary = "-" if state.canary_weight is None else f"{format_percent(state.canary_percent)}%"
+        stable = f"{format_percent(state.stable_percent)}%"
+        print(f"T+{t0 - started:<6.0f}{stable:>7}{canary:>8}  {took:>8.1f}  {step.action}", flush=True)
+    print()
+    print(f"State:      {os.environ.get('PULUMI_BACKEND_URL')} (stack '{STACK}')")
+    print(f"Kubeconfig: {os.environ.get('KUBECONFIG')}")
+    print("Go on by hand:")
+    print("  source scripts/env.sh")
+    print("  pulumi config set canaryImage ghcr.io/stefanprodan/podinfo:6.8.0")
+    print("  pulumi config set canaryWeight 25 && pulumi up")
+    print("  pulumi stack history        # every step above, with its message")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
