@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,31 +213,27 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// RunPlugin runs a plugin written in Python (a policy pack's analyzer): `python -u -m pulumi_policy` style
-// programs are started from their directory with the given arguments, and their output is streamed back.
+// RunPlugin runs a plugin written in Python, such as a policy pack's analyzer: like the upstream host, it
+// runs `python <program directory> args...` (the directory's __main__.py) and streams its output back.
 func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
 	server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
 ) error {
 	info := req.GetInfo()
-	dir := req.GetPwd()
-	if info != nil && info.GetProgramDirectory() != "" {
-		dir = info.GetProgramDirectory()
+	if info == nil || info.GetProgramDirectory() == "" {
+		return fmt.Errorf("plugin %s: no program directory given", req.GetName())
 	}
-	entry := "__main__.py"
-	if info != nil && info.GetEntryPoint() != "" && info.GetEntryPoint() != "." {
-		entry = info.GetEntryPoint()
-	}
-	args := append([]string{"-u", filepath.Join(dir, entry)}, req.GetArgs()...)
+	args := append([]string{"-u", info.GetProgramDirectory()}, req.GetArgs()...)
 	cmd := exec.CommandContext(server.Context(), pythonCommand(info), args...)
-	cmd.Dir = dir
+	cmd.Dir = req.GetPwd()
 	cmd.Env = append(os.Environ(), req.GetEnv()...)
-	stdout := &streamWriter{send: func(b []byte) error {
-		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
-	}}
-	stderr := &streamWriter{send: func(b []byte) error {
-		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}})
-	}}
+
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+
 	code := int32(0)
 	if err := cmd.Run(); err != nil {
 		var exitErr *exec.ExitError
@@ -247,26 +242,8 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
 		}
 		code = int32(exitErr.ExitCode())
 	}
+	if err := closer.Close(); err != nil {
+		return err
+	}
 	return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: code}})
 }
-
-// streamWriter forwards a child's output to a gRPC stream; writes are serialized because stdout and stderr
-// are copied by separate goroutines.
-type streamWriter struct {
-	send func([]byte) error
-}
-
-var streamMu sync.Mutex
-
-func (w *streamWriter) Write(p []byte) (int, error) {
-	streamMu.Lock()
-	defer streamMu.Unlock()
-	buf := make([]byte, len(p))
-	copy(buf, p)
-	if err := w.send(buf); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-var _ io.Writer = (*streamWriter)(nil)
