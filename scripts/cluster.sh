@@ -62,14 +62,14 @@ up() {
     mkdir -p "$CLUSTER_DIR"
     log "starting kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION} ..."
     local started; started=$(date +%s)
-    "$BIN/kwokctl" create cluster --name "$NAME" --runtime binary \
-      --kube-version "${KUBERNETES_VERSION}" \
+    # kwokctl takes the Kubernetes version (used for the components' flags) from the environment.
+    KWOK_KUBE_VERSION="${KUBERNETES_VERSION}" "$BIN/kwokctl" create cluster --name "$NAME" --runtime binary \
       --etcd-binary "$BIN/etcd" \
       --kube-apiserver-binary "$BIN/kube-apiserver" \
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
       --kube-scheduler-binary "$BIN/kube-scheduler" \
       --kwok-controller-binary "$BIN/kwok" \
-      --kube-admission --kube-authorization \
+      --kube-admission=true --kube-authorization=true \
       --kubeconfig "$KUBECONFIG_FILE" \
       --wait 3m >"$CLUSTER_DIR/create.log" 2>&1 \
       || { tail -n 30 "$CLUSTER_DIR/create.log" >&2; die "kwokctl create cluster failed (.cluster/create.log)"; }

@@ -1,0 +1,42 @@
+"""N canary releases in one stack, for the scaling benchmark.
+
+Each release is the real component with the project's own defaults (read from the repo's Pulumi.yaml) and a
+few overrides; validation runs exactly as in the main program.
+"""
+
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from canary.component import CanaryRelease
+from canary.config import parse_config
+
+
+
+def engine_string(value: object) -> str:
+    """A Pulumi.yaml default the way the engine passes config: scalars as text, arrays as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, list) else str(value)
+
+
+schema = yaml.safe_load((Path(__file__).resolve().parents[3] / "Pulumi.yaml").read_text())["config"]
+defaults = {key: engine_string(spec["default"]) for key, spec in schema.items()}
+
+config = pulumi.Config()
+namespace = config.require("namespace")
+ns = k8s.core.v1.Namespace("bench-namespace", metadata={"name": namespace})
+for i in range(config.require_int("releases")):
+    args = parse_config({
+        **defaults,
+        "appName": f"app{i}",
+        "namespace": namespace,
+        "createNamespace": "false",
+        "stableReplicas": "1",
+        "canaryImage": "registry.example/app:2.0.0",
+        "canaryWeight": config.require("canaryWeight"),
+    })
+    CanaryRelease(f"app{i}", args, pulumi.ResourceOptions(depends_on=[ns]))
