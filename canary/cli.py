@@ -9,6 +9,7 @@ Exit codes: 0 done, 1 refused or failed, 2 usage. Errors from Pulumi are printed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -109,7 +110,8 @@ class Printer:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     printer = Printer(getattr(args, "json", False), out, err)
