@@ -1,0 +1,287 @@
+"""The `canary` CLI as users run it: the console script in a subprocess, on a real stack and apiserver.
+
+The walk class shares one stack and runs in order (pytest keeps definition order): deploy, status, a
+declined step, step, preview as markdown, the pending-config refusal, drift, rollback with its timing,
+step at 100, promote, history and its plot, step with no canary. The failed-update refusal needs its own
+namespace (a ResourceQuota makes the apiserver reject the canary Service), so it has its own stack.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary.live import route_state
+from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_project, unique
+
+APP = "web"
+V1 = "registry.example/web:1.0.0"
+V2 = "registry.example/web:1.1.0"
+ROUTE = "httproute.gateway.networking.k8s.io"
+CANARY = str(REPO / ".venv" / "bin" / "canary")
+
+
+def canary(stack: PulumiStack, *args: str, command: list[str] | None = None) -> Result:
+    """Run the CLI on `stack`, with no terminal on stdin (so nothing can wait for an answer)."""
+    argv = [*(command or [CANARY]), *args, "--cwd", str(stack.project_dir), "--stack", stack.name]
+    proc = subprocess.run(
+        argv, env=stack.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
+    return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def refused(result: Result) -> str:
+    """Assert the CLI refused (exit 1) and return what it said."""
+    assert result.code == 1, f"expected a refusal (exit 1), got {result.code}\n{result.output}"
+    return result.stderr
+
+
+def live_weights(kube: Kube, ns: str) -> tuple[int, int | None]:
+    route = kube.get(ROUTE, APP, ns)
+    assert route is not None, f"HTTPRoute {ns}/{APP} not found"
+    state = route_state(route, APP)
+    return state.stable_weight, state.canary_weight
+
+
+def is_available(dep: dict[str, Any] | None) -> bool:
+    conditions = {c["type"]: c["status"] for c in (dep or {}).get("status", {}).get("conditions", [])}
+    return conditions.get("Available") == "True"
+
+
+def last_update(stack: PulumiStack) -> dict[str, Any]:
+    return stack.history()[0]
+
+
+@pytest.fixture(scope="class")
+def walk(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    namespace = unique("gc-cli")
+    project = release_project(tmp_path_factory.mktemp("cli") / "project")
+    stack = PulumiStack(project, unique("cli"), env).init()
+    stack.set_config(
+        {
+            "appName": APP,
+            "namespace": namespace,
+            "stableImage": V1,
+            "canaryImage": V2,
+            "stableReplicas": "2",
+            "canaryReplicas": "1",
+        }
+    )
+    yield stack, namespace
+    stack.destroy()
+
+
+@pytest.mark.usefixtures("walk")
+class TestCliWalk:
+    def test_01_status_of_a_header_only_canary(self, walk) -> None:
+        stack, _ = walk
+        stack.up(message="deploy canary header-only").check()
+        out = canary(stack, "status").check().stdout
+        assert "phase        canary deployed, header-only" in out
+        assert "weights      stable 100%, canary 0%" in out
+        assert f"images       stable {V1}, canary {V2}" in out
+        assert "replicas     stable 2/2 ready, canary 1/1 ready" in out
+        assert "header rule  x-canary: true -> canary" in out
+        assert "mirror       off" in out
+        assert "'deploy canary header-only'" in out
+        assert "DRIFT" not in out
+
+        data = json.loads(canary(stack, "status", "--json").check().stdout)
+        assert data["deployed"]["canaryWeight"] == "0"
+        assert data["replicas"]["stable"] == {"ready": 2, "desired": 2}
+        assert data["liveRoute"]["headerRule"] == {"name": "x-canary", "value": "true"}
+        assert data["lastUpdate"]["result"] == "succeeded"
+        assert data["drift"] == []
+
+    def test_02_python_dash_m_is_the_same_command(self, walk) -> None:
+        stack, _ = walk
+        out = canary(stack, "status", command=[sys.executable, "-m", "canary"]).check().stdout
+        assert "phase        canary deployed, header-only" in out
+
+    def test_03_step_without_yes_and_no_terminal_changes_nothing(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        stack_file = stack.project_dir / f"Pulumi.{stack.name}.yaml"
+        before = stack_file.read_text()
+        updates = len(stack.history())
+        err = refused(canary(stack, "step"))
+        assert "pass --yes" in err and "not confirmed" in err
+        assert stack_file.read_text() == before, "a declined step must put the config back"
+        assert len(stack.history()) == updates
+        assert live_weights(kube, ns) == (100, 0)
+
+    def test_04_step_moves_to_the_first_weight_of_the_plan(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        res = canary(stack, "step", "--yes").check()
+        assert "Traffic: canary 0% -> 5%, stable 100% -> 95%, 1 resource updated" in res.stdout
+        assert "phase        canary 5%" in res.stdout, "the new state is printed after the update"
+        assert live_weights(kube, ns) == (95, 5)
+        latest = last_update(stack)
+        assert latest["message"] == f"canary 0% -> 5% ({V2})"
+        assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
+
+    def test_05_preview_markdown_says_what_the_next_up_does_to_traffic(self, walk) -> None:
+        stack, _ = walk
+        stack.set_config({"canaryWeight": "25"})
+        out = canary(stack, "preview", "--markdown").check().stdout
+        assert out.startswith(f"### Canary preview: stack `{stack.name}`")
+        assert "**canary 5% -> 25%, stable 95% -> 75%, 1 resource updated**" in out
+        assert "| canary weight | 5% | 25% |" in out
+        assert "| stable weight | 95% | 75% |" in out
+        assert "<details>" in out and "```diff" in out
+        assert "weight: 95 => 75" in out and "weight: 5 => 25" in out, out
+
+        data = json.loads(canary(stack, "preview", "--json").check().stdout)
+        assert data["summary"] == "canary 5% -> 25%, stable 95% -> 75%, 1 resource updated"
+        assert data["changes"] == {"update": 1}
+
+    def test_06_step_refuses_while_config_has_an_undeployed_weight(self, walk) -> None:
+        stack, _ = walk
+        err = refused(canary(stack, "step", "--yes"))
+        assert "canaryWeight 25 but the last update deployed 5" in err
+        stack.set_config({"canaryWeight": "5"})
+
+    def test_07_status_reports_a_route_patched_by_hand(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        stack.set_config({"canaryWeight": "50"})
+        stack.up(message="canary 5% -> 50% by hand").check()
+        kube.run(
+            "patch",
+            ROUTE,
+            APP,
+            "-n",
+            ns,
+            "--type=json",
+            "-p",
+            json.dumps(
+                [
+                    {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 20},
+                    {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 80},
+                ]
+            ),
+        ).check()
+        out = canary(stack, "status").check().stdout
+        assert "DRIFT: live route sends 80% to canary, stack says 50%" in out
+        data = json.loads(canary(stack, "status", "--json").check().stdout)
+        assert data["drift"] == ["DRIFT: live route sends 80% to canary, stack says 50%"]
+
+    def test_08_rollback_updates_only_the_route_and_prints_its_timing(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        res = canary(stack, "rollback", "--yes").check()
+        assert "Rolled back: live route at canary 0% " in res.stdout
+        assert "s after the rollback started (pulumi up took " in res.stdout
+        assert "Previewing" not in res.stdout, "rollback skips the preview"
+        assert live_weights(kube, ns) == (100, 0)
+        canary_dep = kube.get("deployment", f"{APP}-canary", ns)
+        assert is_available(canary_dep), "canary pods must stay warm after a rollback"
+        latest = last_update(stack)
+        assert latest["message"] == "rollback canary 50% -> 0% (live route was at 80%)"
+        assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
+        assert latest["environment"].get("pulumi.flag.target") == "set", "the update targets the route"
+        out = canary(stack, "status").check().stdout
+        assert "DRIFT" not in out and "phase        canary deployed, header-only" in out
+
+        again = json.loads(canary(stack, "rollback", "--yes", "--json").check().stdout)
+        assert again["alreadyAtZero"] is True
+
+    def test_09_step_refuses_at_100(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        stack.set_config({"canaryWeight": "100"})
+        stack.up(message="canary 0% -> 100% by hand").check()
+        err = refused(canary(stack, "step", "--yes"))
+        assert "already gets 100% of traffic" in err and "canary promote" in err
+        assert live_weights(kube, ns) == (0, 100)
+
+    def test_10_promote_makes_the_canary_stable_in_one_update(self, walk, kube: Kube) -> None:
+        stack, ns = walk
+        updates = len(stack.history())
+        res = canary(stack, "promote", "--yes").check()
+        assert f"stable image {V1} -> {V2}" in res.stdout
+        assert "phase        stable" in res.stdout
+        assert len(stack.history()) == updates + 1, "promote is one update"
+        assert last_update(stack)["message"] == f"promote {V2}"
+        stable = kube.get("deployment", f"{APP}-stable", ns)
+        assert stable is not None and is_available(stable)
+        assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == V2
+        assert kube.get("deployment", f"{APP}-canary", ns) is None
+        assert kube.get("service", f"{APP}-canary", ns) is None
+        route = kube.get(ROUTE, APP, ns)
+        assert route is not None
+        assert [[r["name"] for r in rule["backendRefs"]] for rule in route["spec"]["rules"]] == [
+            [f"{APP}-stable"]
+        ]
+        assert stack.outputs()["canaryImage"] == ""
+
+    def test_11_history_table_and_plot(self, walk, tmp_path: Path) -> None:
+        stack, _ = walk
+        plot = tmp_path / "weights.png"
+        out = canary(stack, "history", "--plot", str(plot)).check().stdout
+        lines = out.splitlines()
+        assert lines[0].split() == ["#", "when", "who", "weight", "image", "result", "duration", "message"]
+        assert any("0% -> 5%" in line and f"canary 0% -> 5% ({V2})" in line for line in lines), out
+        assert any("50% -> 0%" in line and "rollback canary 50% -> 0%" in line for line in lines), out
+        assert any("100% -> 0%" in line and f"promote {V2}" in line for line in lines), out
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plot.stat().st_size > 10_000
+
+        rows = json.loads(canary(stack, "history", "--json").check().stdout)["rows"]
+        steps = [(r["fromWeight"], r["toWeight"]) for r in rows]
+        assert steps == [(None, "0"), ("0", "5"), ("5", "50"), ("50", "0"), ("0", "100"), ("100", "0")]
+        assert all(r["result"] == "succeeded" for r in rows)
+
+    def test_12_step_refuses_without_a_canary(self, walk) -> None:
+        stack, _ = walk
+        err = refused(canary(stack, "step", "--yes"))
+        assert "no canary is deployed (canaryImage is empty)" in err
+        err = refused(canary(stack, "rollback", "--yes"))
+        assert "nothing to roll back" in err
+
+
+def test_step_and_promote_refuse_after_a_failed_update(
+    env: dict[str, str], kube: Kube, tmp_path: Path
+) -> None:
+    """A ResourceQuota allowing one Service makes the apiserver reject the canary Service: the update that
+    deploys the canary fails, and the CLI will not move traffic on top of it."""
+    ns = unique("gc-fail")
+    stack = PulumiStack(release_project(tmp_path / "project"), unique("fail"), env).init()
+    try:
+        stack.set_config({"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"})
+        stack.up(message="deploy stable").check()
+        err = refused(canary(stack, "step", "--yes"))
+        assert "no canary is deployed (canaryImage is empty)" in err
+
+        kube.run("create", "quota", "one-service", "-n", ns, "--hard=count/services=1").check()
+        stack.set_config({"canaryImage": V2})
+        failed = stack.up(message="deploy canary")
+        assert failed.code != 0, failed.output
+        assert "exceeded quota" in failed.output
+        assert last_update(stack)["result"] == "failed"
+
+        for command in ("step", "promote"):
+            err = refused(canary(stack, command, "--yes"))
+            assert f"refusing to {command}: the last update" in err and "failed" in err, err
+        out = canary(stack, "status").check().stdout
+        assert "update failed" in out and "'deploy canary'" in out
+    finally:
+        kube.run("delete", "quota", "one-service", "-n", ns)
+        stack.destroy()
+
+
+def test_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    def run(*args: str) -> Result:
+        proc = subprocess.run(
+            [CANARY, *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120
+        )
+        return Result([CANARY, *args], proc.returncode, proc.stdout, proc.stderr)
+
+    assert run("bogus").code == 2
+    assert run().code == 2
+    empty = run("status", "--cwd", str(tmp_path))
+    assert empty.code == 2 and "no Pulumi.yaml" in empty.stderr
+    project = release_project(tmp_path / "project")
+    missing = run("status", "--cwd", str(project), "--stack", unique("nosuch"))
+    assert missing.code == 2 and "no stack named" in missing.stderr, missing.output
