@@ -138,6 +138,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print(failure.detail, file=err)
         printer.result({"ok": False, "error": f"{failure.what} failed", "detail": failure.detail})
         return EXIT_REFUSED
+    except OSError as problem:
+        print(f"canary: {problem} (are pulumi and kubectl on PATH?)", file=err)
+        printer.result({"ok": False, "error": str(problem)})
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         print("canary: interrupted", file=err)
         return 130

@@ -17,9 +17,11 @@ from canary.rollout import (
     STACK_TYPE,
     Deployed,
     PreviewReport,
+    PulumiFailed,
     Refused,
     StackState,
     _json_stream,
+    apply_change,
     check_last_update,
     deployed_from_outputs,
     drift,
@@ -385,3 +387,65 @@ def test_json_stream_splits_pretty_printed_documents() -> None:
 
 def test_project_defaults_match_what_the_engine_passes() -> None:
     assert project_defaults(Path(REPO / "Pulumi.yaml")) == helper_defaults()
+
+
+class RecordingRelease:
+    """Stands in for rollout.Release in apply_change: records config writes, previews and updates."""
+
+    name = "dev"
+
+    def __init__(self, preview_error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.preview_error = preview_error
+
+    def set_config(self, updates: dict[str, str]) -> str:
+        self.calls.append(("set", dict(updates)))
+        return "snapshot"
+
+    def restore_config(self, snapshot: str) -> None:
+        self.calls.append(("restore", snapshot))
+
+    def preview(self, before: Deployed | None) -> PreviewReport:
+        self.calls.append(("preview", None))
+        if self.preview_error is not None:
+            raise self.preview_error
+        return report()
+
+    def up(self, message: str, **_: Any) -> float:
+        self.calls.append(("up", message))
+        return 1.5
+
+
+def change() -> Any:
+    return plan_step("dev", config("5"), deployed("5"), update())
+
+
+def test_apply_change_previews_asks_then_updates_with_the_message() -> None:
+    release = RecordingRelease()
+    asked: list[PreviewReport] = []
+
+    def confirm(shown: PreviewReport) -> bool:
+        asked.append(shown)
+        return True
+
+    applied = apply_change(release, change(), deployed("5"), confirm=confirm)  # type: ignore[arg-type]
+    assert release.calls == [
+        ("set", {"canaryWeight": "25"}),
+        ("preview", None),
+        ("up", f"canary 5% -> 25% ({V2})"),
+    ]
+    assert asked == [report()] and applied.update_seconds == 1.5
+
+
+def test_apply_change_declined_puts_the_config_back_and_refuses() -> None:
+    release = RecordingRelease()
+    with pytest.raises(Refused, match="not confirmed: nothing changed"):
+        apply_change(release, change(), deployed("5"), confirm=lambda r: False)  # type: ignore[arg-type]
+    assert [name for name, _ in release.calls] == ["set", "preview", "restore"]
+
+
+def test_apply_change_failing_preview_puts_the_config_back() -> None:
+    release = RecordingRelease(preview_error=PulumiFailed("pulumi preview", "boom"))
+    with pytest.raises(PulumiFailed):
+        apply_change(release, change(), deployed("5"), confirm=lambda r: True)  # type: ignore[arg-type]
+    assert [name for name, _ in release.calls] == ["set", "preview", "restore"]
