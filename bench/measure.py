@@ -90,14 +90,22 @@ def check(run: Run, what: str) -> Run:
 
 
 def time_until_route(
-    env: dict[str, str], namespace: str, app: str, action: Callable[[], None], want_canary_weight: int,
+    env: dict[str, str],
+    namespace: str,
+    app: str,
+    action: Callable[[], None],
+    want_canary_weight: int,
     timeout: float = 120,
 ) -> float:
     """Seconds from calling `action` until a watch on the apiserver sees the route's canary weight reach
     `want_canary_weight`. The watch starts (and has listed the current object) before the clock does."""
+    route = "httproute.gateway.networking.k8s.io"
     proc = subprocess.Popen(
-        ["kubectl", "get", "httproute.gateway.networking.k8s.io", app, "-n", namespace, "--watch", "-o", "json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        ["kubectl", "get", route, app, "-n", namespace, "--watch", "-o", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     decoder = json.JSONDecoder()

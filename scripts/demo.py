@@ -7,11 +7,16 @@ HTTPRoute: time since start, stable %, canary %, what the step did, and how long
 Walk: stable v1 -> canary v2 header-only -> 5 -> 25 -> 50 -> 100 -> promote, then a second canary v3 at 25%
 and an instant rollback. Re-running converges from whatever state the stack is in: the first step declares
 the steady state again, so an interrupted run is simply continued.
+
+The demo works in its own copy of the project, `.state/demo/` (Pulumi.yaml and __main__.py copied fresh, the
+stack file Pulumi.dev.yaml kept between runs), so it never edits the checkout's stack files; that folder is
+where to go on by hand.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +27,7 @@ from canary.live import LiveReader
 from canary.weights import format_percent
 
 REPO = Path(__file__).resolve().parents[1]
+WORKDIR = REPO / ".state" / "demo"
 STACK = "dev"
 APP = "podinfo"
 NAMESPACE = "gateway-canary"
@@ -48,9 +54,22 @@ STEPS = [
 ]
 
 
+def prepare_workdir() -> None:
+    """Fresh program files from the checkout; the stack file (the rollout state) is kept between runs."""
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(REPO / name, WORKDIR / name)
+    stack_file = WORKDIR / f"Pulumi.{STACK}.yaml"
+    if not stack_file.exists():
+        shutil.copy(REPO / f"Pulumi.{STACK}.yaml", stack_file)
+    venv = WORKDIR / ".venv"
+    if not venv.exists():
+        venv.symlink_to(REPO / ".venv")
+
+
 def pulumi(*args: str) -> str:
     cmd = ["pulumi", *args, "--stack", STACK, "--non-interactive"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=WORKDIR, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"demo: `{' '.join(cmd)}` failed (exit {proc.returncode})")
@@ -59,13 +78,14 @@ def pulumi(*args: str) -> str:
 
 def ensure_stack() -> None:
     listed = subprocess.run(
-        ["pulumi", "stack", "ls", "--json"], cwd=REPO, capture_output=True, text=True, check=True
+        ["pulumi", "stack", "ls", "--json"], cwd=WORKDIR, capture_output=True, text=True, check=True
     ).stdout
     if f'"name": "{STACK}"' not in listed:
-        subprocess.run(["pulumi", "stack", "init", STACK, "--non-interactive"], cwd=REPO, check=True)
+        subprocess.run(["pulumi", "stack", "init", STACK, "--non-interactive"], cwd=WORKDIR, check=True)
 
 
 def main() -> int:
+    prepare_workdir()
     ensure_stack()
     live = LiveReader()
     kubeconfig = os.environ.get("KUBECONFIG")
@@ -91,7 +111,7 @@ def main() -> int:
     print(f"State:      {os.environ.get('PULUMI_BACKEND_URL')} (stack '{STACK}')")
     print(f"Kubeconfig: {os.environ.get('KUBECONFIG')}")
     print("Go on by hand:")
-    print("  source scripts/env.sh")
+    print("  source scripts/env.sh && cd .state/demo")
     print("  pulumi config set canaryImage ghcr.io/stefanprodan/podinfo:6.8.0")
     print("  pulumi config set canaryWeight 25 && pulumi up")
     print("  pulumi stack history        # every step above, with its message")

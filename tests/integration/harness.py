@@ -194,4 +194,6 @@ class Watch:
         self._proc.terminate()
         self._proc.wait(timeout=10)
         self._thread.join(timeout=10)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
         return self.events

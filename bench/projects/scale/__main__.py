@@ -15,7 +15,6 @@ from canary.component import CanaryRelease
 from canary.config import parse_config
 
 
-
 def engine_string(value: object) -> str:
     """A Pulumi.yaml default the way the engine passes config: scalars as text, arrays as JSON."""
     if isinstance(value, bool):
@@ -30,13 +29,15 @@ config = pulumi.Config()
 namespace = config.require("namespace")
 ns = k8s.core.v1.Namespace("bench-namespace", metadata={"name": namespace})
 for i in range(config.require_int("releases")):
-    args = parse_config({
-        **defaults,
-        "appName": f"app{i}",
-        "namespace": namespace,
-        "createNamespace": "false",
-        "stableReplicas": "1",
-        "canaryImage": "registry.example/app:2.0.0",
-        "canaryWeight": config.require("canaryWeight"),
-    })
+    args = parse_config(
+        {
+            **defaults,
+            "appName": f"app{i}",
+            "namespace": namespace,
+            "createNamespace": "false",
+            "stableReplicas": "1",
+            "canaryImage": "registry.example/app:2.0.0",
+            "canaryWeight": config.require("canaryWeight"),
+        }
+    )
     CanaryRelease(f"app{i}", args, pulumi.ResourceOptions(depends_on=[ns]))
