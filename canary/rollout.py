@@ -17,7 +17,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
@@ -870,7 +870,7 @@ class RouteWatch:
         self._thread.join(timeout=10)
 
 
-def _json_stream(lines: Iterator[str] | Any) -> Iterator[dict[str, Any]]:
+def _json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Objects from a stream of concatenated, pretty-printed JSON documents (kubectl --watch -o json)."""
     decoder = json.JSONDecoder()
     buffer = ""
