@@ -79,8 +79,7 @@ def updated_by(environment: Mapping[str, str]) -> str:
     """Who ran an update, as far as its metadata says: the git author, else the CI system, else unknown."""
     author = environment.get("git.author")
     if author:
-        email = environment.get("git.author.email")
-        return f"{author} <{email}>" if email else author
+        return author
     ci = environment.get("ci.system")
     if ci:
         return f"CI ({ci})"

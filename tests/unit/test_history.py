@@ -124,7 +124,7 @@ def test_sub_percent_weights_stay_exact() -> None:
     [
         (
             {"git.author": "Alice Ops", "git.author.email": "alice@example.com"},
-            "Alice Ops <alice@example.com>",
+            "Alice Ops",
         ),
         ({"git.author": "Alice Ops"}, "Alice Ops"),
         ({"ci.system": "GitHub"}, "CI (GitHub)"),
