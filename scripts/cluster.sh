@@ -19,6 +19,27 @@ BIN="$TOOLS_DIR/bin"
 GATEWAY_CLASS=gateway-canary
 NODES=2
 
+# kwok's own default stages (node init, lease heartbeat, pod ready/complete/delete) from the pinned module,
+# with one test hook: pods running an image whose reference contains "never-ready" are never made Ready, so
+# a Deployment of such an image never becomes Available (tests of a canary that fails to start).
+write_stages() {
+  local kwok; kwok="$(module_dir "sigs.k8s.io/kwok@${KWOK_VERSION}")/kustomize/stage"
+  {
+    cat "$kwok/node/fast/node-initialize.yaml"; echo "---"
+    cat "$kwok/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"; echo "---"
+    awk '
+      { print }
+      /^    matchExpressions:/ && !done {
+        print "    - key: '"'"'.spec.containers.[] | select(.image | contains(\"never-ready\")) | .name'"'"'"
+        print "      operator: '"'"'DoesNotExist'"'"'"
+        done = 1
+      }' "$kwok/pod/fast/pod-ready.yaml"; echo "---"
+    cat "$kwok/pod/fast/pod-complete.yaml"; echo "---"
+    cat "$kwok/pod/fast/pod-delete.yaml"
+  } >"$CLUSTER_DIR/kwok-stages.yaml"
+  grep -q 'never-ready' "$CLUSTER_DIR/kwok-stages.yaml" || die "could not add the never-ready hook to pod-ready"
+}
+
 kubectl_() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
 is_up() {
@@ -60,6 +81,7 @@ up() {
     # A stopped or half-created cluster from an earlier run is removed first.
     "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 || true
     mkdir -p "$CLUSTER_DIR"
+    write_stages
     log "starting kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION} ..."
     local started; started=$(date +%s)
     # kwokctl takes the Kubernetes version (used for the components' flags) from the environment.
@@ -71,6 +93,7 @@ up() {
       --kwok-controller-binary "$BIN/kwok" \
       --kube-admission=true --kube-authorization=true \
       --kubeconfig "$KUBECONFIG_FILE" \
+      --config "$CLUSTER_DIR/kwok-stages.yaml" \
       --wait 3m >"$CLUSTER_DIR/create.log" 2>&1 \
       || { tail -n 30 "$CLUSTER_DIR/create.log" >&2; die "kwokctl create cluster failed (.cluster/create.log)"; }
     "$BIN/kwokctl" scale node --name "$NAME" --replicas "$NODES" >>"$CLUSTER_DIR/create.log" 2>&1
