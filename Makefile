@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 tools:
-	bash scripts/build-tools.sh
+	$(ENV) bash scripts/build-tools.sh
 
 cluster-up: tools
 	bash scripts/cluster.sh up

@@ -133,6 +133,20 @@ ambient_pulumi() {
   log "using pulumi on PATH: $p ($("$p" version))"
 }
 
+# Register the provider as an installed plugin of PULUMI_HOME (set by scripts/env.sh): with ambient plugins
+# ignored, the engine then finds kubernetes v<pinned> in its own plugin folder, exactly as after a normal
+# `pulumi plugin install`: no download attempt and no "using ... from $PATH" warning on every run.
+install_provider_plugin() {
+  [ -n "${PULUMI_HOME:-}" ] || return 0
+  local v="v${PULUMI_KUBERNETES_VERSION}" dir="$PULUMI_HOME/plugins/resource-kubernetes-v${PULUMI_KUBERNETES_VERSION}"
+  if [ -x "$dir/pulumi-resource-kubernetes" ] && cmp -s "$dir/pulumi-resource-kubernetes" "$TOOLS_DIR/bin/pulumi-resource-kubernetes"; then
+    return 0
+  fi
+  log "installing the kubernetes $v provider plugin into PULUMI_HOME"
+  "$TOOLS_DIR/bin/pulumi" plugin install resource kubernetes "$v" --reinstall \
+    --file "$TOOLS_DIR/bin/pulumi-resource-kubernetes" >/dev/null
+}
+
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api)
 started=$(date +%s)
@@ -143,4 +157,5 @@ for t in "${tools[@]}"; do
     *) ensure "$t" ;;
   esac
 done
+[ ! -x "$TOOLS_DIR/bin/pulumi-resource-kubernetes" ] || install_provider_plugin
 log "toolchain ready in .tools/bin ($(( $(date +%s) - started ))s)"

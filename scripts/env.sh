@@ -14,6 +14,9 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-gateway-canary-local
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_DISABLE_REGISTRY_RESOLVE=true
+# Plugins come from PULUMI_HOME (scripts/build-tools.sh installs the provider there) and the language host
+# from beside the pulumi binary, never from whatever else is on PATH.
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true
 mkdir -p "$_gc_repo/.state/backend" "$PULUMI_HOME"
 unset _gc_repo
