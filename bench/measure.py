@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from canary.live import route_state
+
+ROUTE_KIND = "httproute.gateway.networking.k8s.io"
+
+# Process roles in a `pulumi` process tree (keys of Run.peak_mib).
+ENGINE = "pulumi"
+LANGUAGE_HOST = "pulumi-language-python"
+PROGRAM = "python-program"
+"""The Python interpreter running the Pulumi program (a child of the language host)."""
+
+
+def role(argv: list[str]) -> str:
+    """What a process is, from its command line: the engine, the language host, the Python program under
+    it, a provider plugin, or else the basename of its executable ("python", "kubectl", ...).
+
+    /proc/PID/comm is cut at 15 characters ("pulumi-resource"), so the command line is used instead."""
+    if not argv:
+        return "?"
+    exe = os.path.basename(argv[0])
+    if exe.startswith("python"):
+        if any(os.path.basename(arg) == "pulumi-language-python-exec" for arg in argv[1:]):
+            return PROGRAM
+        return "python"
+    if exe == "pulumi":
+        return ENGINE
+    return exe or "?"
 
 
 def _children(pid: int) -> list[int]:
@@ -36,57 +62,121 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _name(pid: int) -> str:
+def _argv(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return [a for a in Path(f"/proc/{pid}/cmdline").read_text().split("\0") if a]
     except OSError:
-        return "?"
+        return []
+
+
+def _tree(root: int) -> Iterator[int]:
+    stack, seen = [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        yield pid
+        stack += _children(pid)
 
 
 @dataclass
 class Run:
-    """One timed command: seconds, exit code, and peak RSS (MiB) per process name in its tree."""
+    """One timed command: seconds, exit code, and peak RSS (MiB) per process role in its tree.
 
+    A role's RSS is summed over its processes alive at the same sample (two providers count twice), and
+    the peak is over samples (every `sample_every` seconds)."""
+
+    args: list[str]
     seconds: float
     code: int
     peak_mib: dict[str, float]
     stdout: str
     stderr: str
 
+    def check(self, what: str | None = None) -> Run:
+        if self.code != 0:
+            raise SystemExit(
+                f"bench: {what or ' '.join(self.args)} failed (exit {self.code})\n"
+                f"{self.stdout}\n{self.stderr}"
+            )
+        return self
 
-def timed(args: list[str], env: dict[str, str], cwd: Path | None = None, sample_every: float = 0.05) -> Run:
+
+def timed(
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    sample_every: float = 0.05,
+    timeout: float = 1800,
+) -> Run:
     """Run a command, sampling the RSS of its whole process tree (engine, language host, Python, provider)."""
     peaks: dict[str, int] = {}
     started = time.monotonic()
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            stack, seen = [proc.pid], set()
-            while stack:
-                pid = stack.pop()
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                name = _name(pid)
-                peaks[name] = max(peaks.get(name, 0), _rss_kib(pid))
-                stack += _children(pid)
+            now: dict[str, int] = {}
+            for pid in _tree(proc.pid):
+                # Classified at every sample: a forked child shows its parent's argv until it execs.
+                argv = _argv(pid)
+                if argv:
+                    name = role(argv)
+                    now[name] = now.get(name, 0) + _rss_kib(pid)
+            for name, kib in now.items():
+                peaks[name] = max(peaks.get(name, 0), kib)
             done.wait(sample_every)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
     seconds = time.monotonic() - started
     done.set()
     sampler.join()
-    return Run(seconds, proc.returncode, {k: v / 1024 for k, v in peaks.items() if v}, out, err)
+    return Run(args, seconds, proc.returncode, {k: v / 1024 for k, v in peaks.items() if v}, out, err)
 
 
 def check(run: Run, what: str) -> Run:
-    if run.code != 0:
-        raise SystemExit(f"bench: {what} failed (exit {run.code})\n{run.stdout}\n{run.stderr}")
-    return run
+    return run.check(what)
+
+
+def json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Objects from concatenated, pretty-printed JSON documents (`kubectl get --watch -o json`)."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for line in lines:
+        buffer += line
+        while buffer.strip():
+            try:
+                obj, end = decoder.raw_decode(buffer.lstrip())
+            except json.JSONDecodeError:
+                break
+            buffer = buffer.lstrip()[end:]
+            if isinstance(obj, dict):
+                yield obj
+
+
+@dataclass(frozen=True)
+class RouteTiming:
+    """`safe`: seconds from the action's start until the watch saw the wanted canary weight.
+    `exited`: seconds until the action returned (the command finished)."""
+
+    safe: float
+    exited: float
 
 
 def time_until_route(
@@ -96,56 +186,52 @@ def time_until_route(
     action: Callable[[], None],
     want_canary_weight: int,
     timeout: float = 120,
-) -> float:
-    """Seconds from calling `action` until a watch on the apiserver sees the route's canary weight reach
-    `want_canary_weight`. The watch starts (and has listed the current object) before the clock does."""
-    route = "httproute.gateway.networking.k8s.io"
+    route_name: str | None = None,
+) -> RouteTiming:
+    """Time `action` against a watch on the apiserver: until the route's canary weight reaches
+    `want_canary_weight`, and until `action` returns. The watch starts (and has listed the current object)
+    before the clock does, so kubectl's own start-up is never counted."""
     proc = subprocess.Popen(
-        ["kubectl", "get", route, app, "-n", namespace, "--watch", "-o", "json"],
+        ["kubectl", "get", ROUTE_KIND, route_name or app, "-n", namespace, "--watch", "-o", "json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert proc.stdout is not None
-    decoder = json.JSONDecoder()
     seen = threading.Event()
     listed = threading.Event()
     state: dict[str, float] = {}
 
     def read() -> None:
         assert proc.stdout is not None
-        buffer = ""
-        for line in proc.stdout:
-            buffer += line
-            while buffer.strip():
-                try:
-                    obj, end = decoder.raw_decode(buffer.lstrip())
-                except json.JSONDecodeError:
-                    break
-                buffer = buffer.lstrip()[end:]
-                listed.set()
-                if route_state(obj, app).canary_weight == want_canary_weight and "t0" in state:
-                    state["seen"] = time.monotonic()
-                    seen.set()
-                    return
+        for obj in json_stream(proc.stdout):
+            at = time.monotonic()
+            listed.set()
+            if "t0" in state and route_state(obj, app).canary_weight == want_canary_weight:
+                state["seen"] = at
+                seen.set()
+                return
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    if not listed.wait(30):
+    try:
+        if not listed.wait(30):
+            raise SystemExit("bench: the route watch never listed the route")
+        state["t0"] = time.monotonic()
+        action()
+        exited = time.monotonic() - state["t0"]
+        if not seen.wait(timeout):
+            raise SystemExit(f"bench: the route never reached canary weight {want_canary_weight}")
+    finally:
         proc.kill()
-        raise SystemExit("bench: the route watch never listed the route")
-    state["t0"] = time.monotonic()
-    action()
-    ok = seen.wait(timeout)
-    proc.kill()
-    proc.wait()
-    if not ok:
-        raise SystemExit(f"bench: the route never reached canary weight {want_canary_weight}")
-    return state["seen"] - state["t0"]
+        proc.wait()
+    return RouteTiming(state["seen"] - state["t0"], exited)
 
 
 def summary(values: list[float]) -> dict[str, Any]:
+    """n, min, median, max (None for an empty list)."""
+    if not values:
+        return {"n": 0, "min": None, "median": None, "max": None}
     return {
         "n": len(values),
         "min": min(values),
@@ -161,4 +247,13 @@ def machine() -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    return f"{os.cpu_count()} cores, {cpu}, {int(mem) // 1024 // 1024} GiB RAM"
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return (
+        f"{os.cpu_count()} cores, {cpu}, {int(mem) // 1024 // 1024} GiB RAM, "
+        f"Linux {platform.release()}, Python {platform.python_version()}, load average {load}"
+    )
+
+
+def load_average() -> float:
+    """The 1-minute load average (other work on the machine makes figures noisy)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])

@@ -1,7 +1,7 @@
-"""N canary releases in one stack, for the scaling benchmark.
+"""N canary releases in one stack, for the scaling benchmark (bench/scaling.py).
 
-Each release is the real component with the project's own defaults (read from the repo's Pulumi.yaml) and a
-few overrides; validation runs exactly as in the main program.
+Each release is the real component with the product's own defaults (read from its Pulumi.yaml) and a few
+overrides; validation runs exactly as in the main program. One Namespace is shared by every release.
 """
 
 import json
@@ -22,10 +22,11 @@ def engine_string(value: object) -> str:
     return json.dumps(value) if isinstance(value, list) else str(value)
 
 
-schema = yaml.safe_load((Path(__file__).resolve().parents[3] / "Pulumi.yaml").read_text())["config"]
+config = pulumi.Config()
+defaults_file = config.get("defaultsFile") or str(Path(__file__).resolve().parents[3] / "Pulumi.yaml")
+schema = yaml.safe_load(Path(defaults_file).read_text())["config"]
 defaults = {key: engine_string(spec["default"]) for key, spec in schema.items()}
 
-config = pulumi.Config()
 namespace = config.require("namespace")
 ns = k8s.core.v1.Namespace("bench-namespace", metadata={"name": namespace})
 for i in range(config.require_int("releases")):
