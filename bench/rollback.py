@@ -1,0 +1,225 @@
+"""Time-to-safe rollback: from the command's start until a watch on the apiserver sees canary weight 0.
+
+Methods, each run as users run it, against one dedicated stack and namespace:
+
+- kubectl: the reference article's one-liner, `kubectl patch httproute ... --type=json` (the baseline);
+- pulumi-up: `pulumi config set canaryWeight 0 && pulumi up --yes` (preview, then update);
+- pulumi-up-skip-preview: the same with `--skip-preview`;
+- pulumi-up-target: `... && pulumi up --yes --skip-preview --target <route URN>`, what `canary rollback`
+  runs inside, without the CLI around it (splits the CLI's own cost from the engine's);
+- canary: `canary rollback --yes` (when the installed CLI has it).
+
+Runs are interleaved: every round runs each method once, in an order rotated by one per round, so slow
+phases of a noisy machine spread over all methods. Before each run the stack is put back to weight 50 with
+a real `pulumi up`; after a kubectl patch the stack state is stale (it still says 50 while the live route
+says 0), so that reset runs `pulumi up --refresh` and live and state agree again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.measure import time_until_route
+from bench.stacks import APP, ROUTE_TYPE, Release, changes
+from canary.workload import object_name
+
+RESET_WEIGHT = "50"
+
+
+def rollback_patch(route: dict[str, Any], app: str) -> list[dict[str, Any]]:
+    """The article's JSON patch for this route: stable backend weight 100, canary 0, in the split rule (the
+    rule without header matches that has both backends), with indices read from the live object."""
+    stable, canary = object_name(app, "stable"), object_name(app, "canary")
+    for i, rule in enumerate(route.get("spec", {}).get("rules", [])):
+        if any(m.get("headers") for m in rule.get("matches", [])):
+            continue
+        names = [ref.get("name") for ref in rule.get("backendRefs", [])]
+        if stable in names and canary in names:
+            base = f"/spec/rules/{i}/backendRefs"
+            return [
+                {"op": "replace", "path": f"{base}/{names.index(stable)}/weight", "value": 100},
+                {"op": "replace", "path": f"{base}/{names.index(canary)}/weight", "value": 0},
+            ]
+    raise ValueError(f"route {app} has no split rule with both {stable} and {canary}")
+
+
+def rotated(items: list[str], by: int) -> list[str]:
+    """`items` rotated left by `by` (round r of an interleaved run starts with method r)."""
+    if not items:
+        return []
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    command: str
+    """The command as a user types it (for the table)."""
+    argv: Callable[[Release, dict[str, Any]], list[list[str]]]
+    """The commands to run, in order (each must succeed)."""
+    engine: bool
+    """Runs a Pulumi update (the stack's history gets an entry touching only the route)."""
+    stale: bool = False
+    """Leaves the stack state behind the live route (the reset must refresh)."""
+
+
+def _pulumi(release: Release, *args: str) -> list[str]:
+    return ["pulumi", *args, "--stack", release.stack.name]
+
+
+def _config_zero(release: Release) -> list[str]:
+    return _pulumi(release, "config", "set", "canaryWeight", "0")
+
+
+METHODS: dict[str, Method] = {
+    m.key: m
+    for m in [
+        Method(
+            "kubectl",
+            "kubectl patch httproute <app> -n <ns> --type=json -p '[...weight 100/0...]'",
+            lambda r, ctx: [
+                [
+                    "kubectl",
+                    "patch",
+                    "httproute",
+                    APP,
+                    "-n",
+                    r.namespace,
+                    "--type=json",
+                    "-p",
+                    json.dumps(ctx["patch"]),
+                ]
+            ],
+            engine=False,
+            stale=True,
+        ),
+        Method(
+            "pulumi-up",
+            "pulumi config set canaryWeight 0 && pulumi up --yes",
+            lambda r, ctx: [_config_zero(r), _pulumi(r, "up", "--yes")],
+            engine=True,
+        ),
+        Method(
+            "pulumi-up-skip-preview",
+            "pulumi config set canaryWeight 0 && pulumi up --yes --skip-preview",
+            lambda r, ctx: [_config_zero(r), _pulumi(r, "up", "--yes", "--skip-preview")],
+            engine=True,
+        ),
+        Method(
+            "pulumi-up-target",
+            "pulumi config set canaryWeight 0 && pulumi up --yes --skip-preview --target <route URN>",
+            lambda r, ctx: [
+                _config_zero(r),
+                _pulumi(r, "up", "--yes", "--skip-preview", "--target", ctx["route_urn"]),
+            ],
+            engine=True,
+        ),
+        Method(
+            "canary",
+            "canary rollback --yes",
+            lambda r, ctx: [
+                ["canary", "rollback", "--yes", "--stack", r.stack.name, "--cwd", str(r.stack.project_dir)]
+            ],
+            engine=True,
+        ),
+    ]
+}
+DEFAULT_METHODS = ["kubectl", "pulumi-up", "pulumi-up-skip-preview", "pulumi-up-target", "canary"]
+
+
+def canary_has_rollback(env: dict[str, str]) -> bool:
+    """Whether the installed `canary` CLI has a rollback command (another engineer writes it)."""
+    try:
+        proc = subprocess.run(
+            ["canary", "rollback", "--help"], env=env, capture_output=True, text=True, timeout=60
+        )
+    except OSError:
+        return False
+    return proc.returncode == 0
+
+
+def _run_all(commands: list[list[str]], release: Release) -> None:
+    for argv in commands:
+        proc = subprocess.run(
+            argv,
+            env=release.stack.env,
+            cwd=release.stack.project_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"bench: {' '.join(argv)} failed (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}"
+            )
+
+
+def reset(release: Release, refresh: bool) -> float:
+    """Back to canary 50% with a real `pulumi up` (with --refresh when the state is stale); checked live."""
+    stack = release.stack
+    stack.set_config({"canaryWeight": RESET_WEIGHT})
+    flags = ["--skip-preview", *(["--refresh"] if refresh else [])]
+    seconds = stack.up(*flags).seconds
+    weights = [ref.get("weight") for ref in _split_refs(release.live_route())]
+    if weights != [50, 50]:
+        raise SystemExit(f"bench: reset to 50% left the live route at {weights}")
+    return seconds
+
+
+def _split_refs(route: dict[str, Any]) -> list[dict[str, Any]]:
+    for rule in route.get("spec", {}).get("rules", []):
+        if not any(m.get("headers") for m in rule.get("matches", [])):
+            return list(rule.get("backendRefs", []))
+    return []
+
+
+def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """`rounds` interleaved rounds of every method; returns the raw runs and the method descriptions."""
+    ctx: dict[str, Any] = {
+        "patch": rollback_patch(release.live_route(), APP),
+        "route_urn": release.stack.urn_of(ROUTE_TYPE),
+    }
+    runs: list[dict[str, Any]] = []
+    stale = False
+    for r in range(rounds):
+        for key in rotated(methods, r):
+            method = METHODS[key]
+            reset_seconds = reset(release, refresh=stale)
+            reset_refresh = stale
+            timing = time_until_route(
+                release.stack.env,
+                release.namespace,
+                APP,
+                functools.partial(_run_all, method.argv(release, ctx), release),
+                want_canary_weight=0,
+            )
+            stale = method.stale
+            record: dict[str, Any] = {
+                "method": key,
+                "round": r,
+                "safe": timing.safe,
+                "exited": timing.exited,
+                "reset": reset_seconds,
+                "resetRefresh": reset_refresh,
+                "at": time.time(),
+            }
+            if method.engine:
+                record["changes"] = changes(release.stack.last_update())
+                if record["changes"] != {"update": 1}:
+                    raise SystemExit(f"bench: {key} rollback touched {record['changes']}, not one update")
+            runs.append(record)
+            log(
+                f"  rollback round {r + 1}/{rounds} {key}: safe {timing.safe:.2f}s, exit {timing.exited:.2f}s"
+            )
+    return {
+        "methods": {key: METHODS[key].command for key in methods},
+        "runs": runs,
+    }

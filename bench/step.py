@@ -1,0 +1,90 @@
+"""The cost of one traffic step (canary 5% -> 25%) against the engine floor (a no-op `pulumi up`).
+
+Every round and variant: the stack is put at 5% (untimed), then `pulumi config set canaryWeight 25` and the
+timed step `pulumi up`, then the same `pulumi up` again with nothing to do (the floor: engine, language
+host, program and provider start-up, one Check/Diff per resource, the state write). Stack history must show
+exactly one resource updated by the step and none by the no-op.
+
+Variants change only how `pulumi up` is run:
+- skip-preview: `pulumi up --yes --skip-preview` (the reference comparison);
+- preview: `pulumi up --yes`, as users run it (a preview, then the update);
+- target: `--skip-preview --target <route URN>` (what `canary rollback` runs);
+- skip-checkpoints: `--skip-preview` with PULUMI_SKIP_CHECKPOINTS=true (state written once at the end);
+- parallel-32: `--skip-preview --parallel 32`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.rollback import rotated
+from bench.stacks import ROUTE_TYPE, Release, changes
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    flags: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    target: bool = False
+
+    def describe(self) -> str:
+        flags = " ".join(self.flags + (["--target <route URN>"] if self.target else []))
+        env = " ".join(f"{k}={v}" for k, v in self.env.items())
+        return f"{env + ' ' if env else ''}pulumi up --yes {flags}".strip()
+
+
+VARIANTS: dict[str, Variant] = {
+    v.key: v
+    for v in [
+        Variant("skip-preview", ["--skip-preview"]),
+        Variant("preview", []),
+        Variant("target", ["--skip-preview"], target=True),
+        Variant("skip-checkpoints", ["--skip-preview"], env={"PULUMI_SKIP_CHECKPOINTS": "true"}),
+        Variant("parallel-32", ["--skip-preview", "--parallel", "32"]),
+    ]
+}
+DEFAULT_VARIANTS = ["skip-preview", "preview", "target", "skip-checkpoints"]
+
+FROM_WEIGHT, TO_WEIGHT = "5", "25"
+
+
+def run(release: Release, variants: list[str], rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
+    stack = release.stack
+    route_urn = stack.urn_of(ROUTE_TYPE)
+    runs: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for key in rotated(variants, r):
+            variant = VARIANTS[key]
+            flags = [*variant.flags, *(["--target", route_urn] if variant.target else [])]
+            stack.set_config({"canaryWeight": FROM_WEIGHT})
+            stack.up("--skip-preview")
+            stack.set_config({"canaryWeight": TO_WEIGHT})
+            step = stack.up(*flags, env=variant.env)
+            step_changes = changes(stack.last_update())
+            if step_changes != {"update": 1}:
+                raise SystemExit(f"bench: the {key} step touched {step_changes}, not one update of the route")
+            noop = stack.up(*flags, env=variant.env)
+            noop_changes = changes(stack.last_update())
+            if noop_changes:
+                raise SystemExit(f"bench: the {key} no-op update changed {noop_changes}")
+            runs.append(
+                {
+                    "variant": key,
+                    "round": r,
+                    "step": step.seconds,
+                    "noop": noop.seconds,
+                    "stepChanges": step_changes,
+                    "stepPeakMiB": step.peak_mib,
+                    "noopPeakMiB": noop.peak_mib,
+                    "at": time.time(),
+                }
+            )
+            log(
+                f"  step round {r + 1}/{rounds} {key}: step {step.seconds:.2f}s, "
+                f"no-op {noop.seconds:.2f}s, {step_changes}"
+            )
+    return {"variants": {key: VARIANTS[key].describe() for key in variants}, "runs": runs}

@@ -1,0 +1,226 @@
+"""The bench's pure parts: process roles, watch parsing, the kubectl patch, fits, verdicts and tables."""
+
+from typing import Any
+
+import pytest
+
+from bench import report
+from bench.__main__ import derive, markdown, parse_args
+from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, json_stream, role, summary
+from bench.program import parse_importtime, top_packages
+from bench.rollback import rollback_patch, rotated
+
+
+def test_roles_from_command_lines() -> None:
+    assert role(["/repo/.tools/bin/pulumi", "up", "--yes"]) == ENGINE
+    assert role(["/repo/.tools/bin/pulumi-language-python", "127.0.0.1:4000"]) == LANGUAGE_HOST
+    program = [
+        "/repo/.venv/bin/python",
+        "-u",
+        "/repo/.tools/bin/pulumi-language-python-exec",
+        "--monitor",
+        "x",
+    ]
+    assert role(program) == PROGRAM
+    assert role(["/home/u/.pulumi/plugins/resource-kubernetes/pulumi-resource-kubernetes", "x"]) == (
+        "pulumi-resource-kubernetes"
+    )
+    assert role(["/repo/.venv/bin/python3", "/repo/.venv/bin/canary", "rollback"]) == "python"
+    assert role(["kubectl", "get"]) == "kubectl"
+    assert role([]) == "?"
+
+
+def test_json_stream_reads_pretty_printed_documents_across_lines() -> None:
+    lines = ["{\n", '  "a": 1\n', "}\n", '{"b": {"c": [1,\n', "2]}}\n", "[1]\n"]
+    assert list(json_stream(lines)) == [{"a": 1}, {"b": {"c": [1, 2]}}]
+
+
+def test_summary() -> None:
+    assert summary([3.0, 1.0, 2.0]) == {"n": 3, "min": 1.0, "median": 2.0, "max": 3.0}
+    assert summary([]) == {"n": 0, "min": None, "median": None, "max": None}
+
+
+def route(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"spec": {"rules": rules}}
+
+
+HEADER_RULE = {
+    "matches": [{"headers": [{"name": "x-canary", "value": "true"}]}],
+    "backendRefs": [{"name": "web-canary", "weight": 1}],
+}
+
+
+def test_rollback_patch_targets_the_split_rule_by_live_indices() -> None:
+    split = {"backendRefs": [{"name": "web-stable", "weight": 50}, {"name": "web-canary", "weight": 50}]}
+    assert rollback_patch(route([HEADER_RULE, split]), "web") == [
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 100},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 0},
+    ]
+    swapped = {"backendRefs": [{"name": "web-canary", "weight": 5}, {"name": "web-stable", "weight": 95}]}
+    assert [op["path"] for op in rollback_patch(route([swapped]), "web")] == [
+        "/spec/rules/0/backendRefs/1/weight",
+        "/spec/rules/0/backendRefs/0/weight",
+    ]
+
+
+def test_rollback_patch_needs_a_split_rule() -> None:
+    with pytest.raises(ValueError, match="no split rule"):
+        rollback_patch(route([HEADER_RULE, {"backendRefs": [{"name": "web-stable"}]}]), "web")
+
+
+def test_rotated() -> None:
+    assert rotated(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert rotated(["a", "b", "c"], 1) == ["b", "c", "a"]
+    assert rotated(["a", "b", "c"], 5) == ["c", "a", "b"]
+    assert rotated([], 3) == []
+
+
+def test_linear_fit_recovers_a_line() -> None:
+    fit = report.linear_fit([1, 10, 50], [2.0 + 0.1 * x for x in (1, 10, 50)])
+    assert fit is not None
+    assert fit["slope"] == pytest.approx(0.1)
+    assert fit["intercept"] == pytest.approx(2.0)
+    assert fit["r2"] == pytest.approx(1.0)
+    assert report.linear_fit([1], [1.0]) is None
+    assert report.linear_fit([1, 2], [3.0, 3.0]) == {"slope": 0.0, "intercept": 3.0, "r2": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("values", "verdict"),
+    [
+        ([2.0, 2.1, 2.3], "flat"),
+        ([2.0, 2.9, 6.9], "linear"),
+        ([2.0, 2.2, 12.0], "superlinear"),
+        ([2.0, 6.5, 8.0], "sublinear"),
+    ],
+)
+def test_growth_verdicts(values: list[float], verdict: str) -> None:
+    assert report.growth([1, 10, 50], values) == verdict
+
+
+def test_growth_needs_sizes() -> None:
+    assert report.growth([1], [1.0]) == "n/a (one size)"
+    assert report.growth([1, 10], [1.0, 5.0]) == "n/a (two sizes)"
+    assert report.growth([1, 10], [1.0, 1.1]) == "flat"
+
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   _io
+import time:      2000 |       5000 |     grpc._cython.cygrpc
+import time:      1000 |       6000 |   grpc
+import time:       500 |      10000 | pulumi
+not an import line
+"""
+
+
+def test_parse_importtime_and_packages() -> None:
+    modules = parse_importtime(IMPORTTIME)
+    assert [m["module"] for m in modules] == ["_io", "grpc._cython.cygrpc", "grpc", "pulumi"]
+    assert [m["depth"] for m in modules] == [1, 2, 1, 0]
+    assert modules[1]["self"] == pytest.approx(0.002)
+    assert modules[3]["cumulative"] == pytest.approx(0.01)
+    assert top_packages(modules, 2) == [
+        {"package": "grpc", "self": pytest.approx(0.003)},
+        {"package": "pulumi", "self": pytest.approx(0.0005)},
+    ]
+
+
+def test_table_escapes_pipes() -> None:
+    assert report.table(["a", "b"], [["x|y", "1"]]) == "| a | b |\n|---|---|\n| x\\|y | 1 |"
+
+
+def raw_results() -> dict[str, Any]:
+    """Made-up runs of every section, shaped as the bench records them."""
+    rollback_runs = []
+    for r in range(3):
+        for method, safe in (("kubectl", 0.2), ("canary", 3.0 + r)):
+            rollback_runs.append(
+                {"method": method, "round": r, "safe": safe, "exited": safe + 1, "reset": 2.0,
+                 "resetRefresh": method == "canary"}
+            )  # fmt: skip
+    step_runs = [
+        {"variant": "skip-preview", "round": r, "step": 2.2, "noop": 2.0, "stepChanges": {"update": 1},
+         "stepPeakMiB": {ENGINE: 100.0}, "noopPeakMiB": {}}
+        for r in range(2)
+    ]  # fmt: skip
+    scale_runs = [
+        {"op": op, "size": size, "rep": 0, "seconds": base + per * size,
+         "peakMiB": {ENGINE: 100.0 + size, report.PROVIDER: 80.0 + 2 * size}}
+        for op, base, per in (("preview", 2.0, 0.05), ("up-noop", 2.0, 0.06))
+        for size in (1, 10, 50)
+    ]  # fmt: skip
+    return {
+        "rollback": {
+            "methods": {"kubectl": "kubectl patch", "canary": "canary rollback --yes"},
+            "runs": rollback_runs,
+        },
+        "step": {"variants": {"skip-preview": "pulumi up --yes --skip-preview"}, "runs": step_runs},
+        "scaling": {"sizes": [1, 10, 50], "reps": 1, "runs": scale_runs},
+        "program": {
+            "startup": {"python -c pass": [0.05, 0.04]},
+            "mocks": [
+                {"program": "main", "import": 0.3, "register": 0.5, "resources": 8},
+                {"program": "scale", "size": 1, "import": 0.3, "register": 0.5, "resources": 8},
+                {"program": "scale", "size": 10, "import": 0.3, "register": 0.65, "resources": 71},
+            ],
+            "floor": [
+                {"mode": "empty", "op": "up-noop", "rep": 0, "seconds": 1.0, "peakMiB": {ENGINE: 90.0}},
+                {"mode": "empty", "op": "preview", "rep": 0, "seconds": 0.9, "peakMiB": {}},
+            ],
+        },
+    }
+
+
+def test_derived_figures_and_goals() -> None:
+    derived = derive(raw_results())
+    methods = derived["rollback"]["methods"]
+    assert methods["kubectl"]["safe"]["median"] == pytest.approx(0.2)
+    assert methods["canary"]["ratioToKubectl"] == pytest.approx(20.0)
+    assert derived["rollback"]["resetUpRefresh"]["n"] == 3
+    step = derived["step"]["variants"]["skip-preview"]
+    assert step["ratio"] == pytest.approx(1.1)
+    assert step["touched"] == [(("update", 1),)]
+    preview = derived["scaling"]["ops"]["preview"]
+    assert preview["fit"]["slope"] == pytest.approx(0.05)
+    assert preview["growth"] == "linear"
+    assert preview["largestOverSmallest"] == pytest.approx(4.5 / 2.05)
+    assert preview["memoryFit"][report.PROVIDER]["slope"] == pytest.approx(2.0)
+    assert derived["program"]["mockScaleFit"]["slope"] == pytest.approx(0.15 / 9)
+    goals = {g["target"]: g for g in derived["goals"]}
+    assert goals[report.ROLLBACK_GOAL]["met"] is False
+    assert goals[report.STEP_GOAL]["met"] is True
+    assert goals[report.PREVIEW_GOAL]["met"] is True
+
+
+def test_markdown_has_every_section() -> None:
+    results = {
+        "args": {"quick": True},
+        "machine": "2 cores",
+        "versions": {"pulumi": "v3"},
+        "seconds": 10.0,
+        "loadAfter": 1.0,
+        "derived": derive(raw_results()),
+    }
+    text = markdown(results)
+    for heading in (
+        "QUICK RUN",
+        "## Goals",
+        "## Time-to-safe",
+        "## Cost of one step",
+        "## Scaling",
+        "## Program",
+    ):
+        assert heading in text
+    assert "| canary | `canary rollback --yes` | 3 | 3.00 / 4.00 / 5.00 | 5.00s | 20.00x |" in text
+
+
+def test_arguments_quick_defaults_and_overrides() -> None:
+    quick = parse_args(["--quick"])
+    assert (quick.rounds, quick.step_rounds, quick.sizes, quick.reps) == (2, 1, [1, 10], 1)
+    full = parse_args([])
+    assert (full.rounds, full.step_rounds, full.sizes, full.reps) == (10, 5, [1, 10, 50], 3)
+    custom = parse_args(["--quick", "--rounds", "4", "--sizes", "1,5", "--only", "scale"])
+    assert (custom.rounds, custom.sizes, custom.only) == (4, [1, 5], ["scale"])
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "nothing"])
