@@ -1,0 +1,1 @@
+"""gateway-canary's guardrails, a pulumi-policy pack: `pulumi preview --policy-pack policy`."""
