@@ -7,9 +7,9 @@ the program with one message listing every problem, and nothing reaches the clus
 import pulumi
 
 from canary.component import CanaryRelease
-from canary.config import parse_config, read_stack_config
+from canary.config import parse_config, read_secret_keys, read_stack_config
 
-args = parse_config(read_stack_config(pulumi.get_project()))
+args = parse_config(read_stack_config(pulumi.get_project()), read_secret_keys(pulumi.get_project()))
 release = CanaryRelease(args.app_name, args)
 for output_name, value in release.outputs().items():
     pulumi.export(output_name, value)

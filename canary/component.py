@@ -4,12 +4,18 @@ The specs come from the pure modules (workload.py, routing.py); this module only
 which depends on which, and what the release reports.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from canary.access import (
+    operator_role_binding_manifest,
+    operator_role_manifest,
+    operator_service_account_manifest,
+    tls_secret_manifest,
+)
 from canary.config import CanaryReleaseArgs, ConfigError
 from canary.routing import gateway_manifest, limit_problems, route_manifest
 from canary.weights import percent_number
@@ -35,6 +41,10 @@ class ReleaseManifests:
     services: dict[Track, Manifest]
     gateway: Manifest | None
     route: Manifest
+    operator_rbac: list[Manifest] = field(default_factory=list)
+    """ServiceAccount, Role and RoleBinding of the rollout operator (rolloutOperator), else empty."""
+    tls_secret: Manifest | None = None
+    """The TLS Secret built from tlsCert and tlsKey, else None (the Secret is managed elsewhere)."""
 
 
 def render(args: CanaryReleaseArgs) -> ReleaseManifests:
@@ -45,6 +55,14 @@ def render(args: CanaryReleaseArgs) -> ReleaseManifests:
         services={track: service_manifest(args, track) for track in tracks(args)},
         gateway=gateway_manifest(args) if args.create_gateway else None,
         route=route_manifest(args),
+        operator_rbac=[
+            operator_service_account_manifest(args),
+            operator_role_manifest(args),
+            operator_role_binding_manifest(args),
+        ]
+        if args.rollout_operator is not None
+        else [],
+        tls_secret=tls_secret_manifest(args) if args.tls_cert is not None else None,
     )
     problems = limit_problems(rendered.route, rendered.gateway)
     if problems:
@@ -107,6 +125,20 @@ class CanaryRelease(pulumi.ComponentResource):
             )
             scoped.append(self.namespace_resource)
 
+        self.operator_rbac: list[pulumi.CustomResource] = self._operator_rbac(name, rendered, scoped)
+        self.tls_secret: kubernetes.core.v1.Secret | None = None
+        if rendered.tls_secret is not None:
+            secret = rendered.tls_secret
+            self.tls_secret = kubernetes.core.v1.Secret(
+                f"{name}-tls",
+                metadata=secret["metadata"],
+                type=secret["type"],
+                data=pulumi.Output.secret(secret["data"]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=list(scoped), additional_secret_outputs=["data", "stringData"]
+                ),
+            )
+
         self.deployments: dict[Track, kubernetes.apps.v1.Deployment] = {}
         self.services: dict[Track, kubernetes.core.v1.Service] = {}
         for track in tracks(args):
@@ -127,7 +159,8 @@ class CanaryRelease(pulumi.ComponentResource):
 
         self.gateway: kubernetes.apiextensions.CustomResource | None = None
         if rendered.gateway is not None:
-            self.gateway = self._custom_resource(f"{name}-gateway", rendered.gateway, scoped)
+            tls = [self.tls_secret] if self.tls_secret is not None else []
+            self.gateway = self._custom_resource(f"{name}-gateway", rendered.gateway, [*scoped, *tls])
 
         route_dependencies: list[pulumi.Resource] = [
             *scoped,
@@ -161,6 +194,32 @@ class CanaryRelease(pulumi.ComponentResource):
             "namespace": self.namespace,
             "gatewayName": self.gateway_name,
         }
+
+    def _operator_rbac(
+        self, name: str, rendered: ReleaseManifests, scoped: list[pulumi.Resource]
+    ) -> list[pulumi.CustomResource]:
+        """The rollout operator's ServiceAccount, Role and RoleBinding, named `<name>-rollout-operator`."""
+        if not rendered.operator_rbac:
+            return []
+        account, role, binding = rendered.operator_rbac
+        child = f"{name}-rollout-operator"
+        sa = kubernetes.core.v1.ServiceAccount(
+            child,
+            metadata=account["metadata"],
+            automount_service_account_token=account["automountServiceAccountToken"],
+            opts=self._child(scoped),
+        )
+        rbac_role = kubernetes.rbac.v1.Role(
+            child, metadata=role["metadata"], rules=role["rules"], opts=self._child(scoped)
+        )
+        rbac_binding = kubernetes.rbac.v1.RoleBinding(
+            child,
+            metadata=binding["metadata"],
+            role_ref=binding["roleRef"],
+            subjects=binding["subjects"],
+            opts=self._child([*scoped, sa, rbac_role]),
+        )
+        return [sa, rbac_role, rbac_binding]
 
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         """Options for a child: always parented here (nothing the caller passed can replace that)."""

@@ -13,12 +13,12 @@ import difflib
 import itertools
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pulumi
-from pulumi.runtime.config import CONFIG, get_config_env
+from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
 from canary.weights import format_percent, parse_percent
 
@@ -42,6 +42,9 @@ CONFIG_KEYS = (
     "tlsSecretName",
     "canaryHeader",
     "mirrorPercent",
+    "rolloutOperator",
+    "tlsCert",
+    "tlsKey",
 )
 """Every key Pulumi.yaml declares, in the order it declares them (a unit test keeps the two in step)."""
 
@@ -87,6 +90,9 @@ _IMAGE = re.compile(
 )
 MAX_IMAGE_NAME = 255
 """Longest repository name (domain and path) a Docker reference may have."""
+
+SECRET_VALUE_KEYS = frozenset({"tlsCert", "tlsKey"})
+"""Keys whose values no error message repeats (they are meant to be set with `pulumi config set --secret`)."""
 
 PHASE_STABLE = "stable"
 """No canary: one Deployment, one backend."""
@@ -167,6 +173,12 @@ class CanaryReleaseArgs:
     """Header that forces canary; None turns the header rule off."""
     mirror_percent: Decimal
     """Percent of requests copied to canary (RequestMirror); 0 is off."""
+    rollout_operator: str | None = None
+    """ServiceAccount that may move traffic (patch the HTTPRoute) and nothing more; None creates no RBAC."""
+    tls_cert: str | None = field(default=None, repr=False)
+    """PEM certificate (chain) for the Secret `tls_secret_name`; None when the Secret is managed elsewhere."""
+    tls_key: str | None = field(default=None, repr=False)
+    """PEM private key matching tls_cert; kept out of repr so it never lands in a log or a traceback."""
 
     @property
     def has_canary(self) -> bool:
@@ -212,7 +224,9 @@ class _Reader:
 
     def reject(self, key: str, allowed: str) -> None:
         self.failed.add(key)
-        self.problems.append((key, f"{key}: {self.raw.get(key)!r} is not allowed: {allowed}"))
+        value = self.raw.get(key)
+        shown = "(value not shown)" if key in SECRET_VALUE_KEYS and value else repr(value)
+        self.problems.append((key, f"{key}: {shown} is not allowed: {allowed}"))
 
     def ok(self, *keys: str) -> bool:
         return not self.failed.intersection(keys)
@@ -272,11 +286,14 @@ class _Reader:
         return parsed
 
 
-def parse_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
+def parse_config(raw: Mapping[str, str], secret_keys: Collection[str] | None = None) -> CanaryReleaseArgs:
     """Validate the raw stack config and return the release settings, or raise ConfigError.
 
     `raw` maps config keys without the project namespace ("canaryWeight", not "gateway-canary:canaryWeight")
-    to strings, defaults included, as the engine passes them (see read_stack_config).
+    to strings, defaults included, as the engine passes them (see read_stack_config). `secret_keys` names the
+    keys set as secrets (read_secret_keys); when given, a tlsKey that is not one is refused, so a private key
+    is never kept in plaintext in Pulumi.<stack>.yaml or the state. None skips that check (for callers that
+    only read the config, such as the CLI).
     """
     r = _Reader(raw)
     for key in sorted(set(raw) - set(CONFIG_KEYS)):
@@ -321,6 +338,8 @@ def parse_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
     )
     canary_header = _header(r)
     mirror_percent = r.percent("mirrorPercent")
+    rollout_operator = _rollout_operator(r)
+    tls_cert, tls_key = _tls_material(r, tls_secret_name, secret_keys)
 
     if canary_image is None and r.ok("canaryImage"):
         if r.ok("canaryWeight") and canary_weight > 0:
@@ -350,6 +369,9 @@ def parse_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
         tls_secret_name=tls_secret_name or None,
         canary_header=canary_header,
         mirror_percent=mirror_percent,
+        rollout_operator=rollout_operator or None,
+        tls_cert=tls_cert or None,
+        tls_key=tls_key or None,
     )
 
 
@@ -480,6 +502,64 @@ def _header(r: _Reader) -> CanaryHeader | None:
         r.reject("canaryHeader", allowed)
         return None
     return CanaryHeader(name=name, value=header_value)
+
+
+def _rollout_operator(r: _Reader) -> str:
+    value = r.text("rolloutOperator")
+    if not r.ok("rolloutOperator") or value == "":
+        return value
+    if value == "default" or len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        r.reject(
+            "rolloutOperator",
+            "'' (no RBAC) or a ServiceAccount name to create: a DNS-1123 subdomain (lowercase, digits, '-' "
+            "and '.', <= 253) other than 'default', which every namespace already has",
+        )
+    return value
+
+
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s.*-----END CERTIFICATE-----", re.DOTALL)
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----\s.*-----END ([A-Z]+ )?PRIVATE KEY-----", re.DOTALL
+)
+
+
+def _tls_material(r: _Reader, tls_secret_name: str, secret_keys: Collection[str] | None) -> tuple[str, str]:
+    """tlsCert and tlsKey: both or neither; with both, the program owns the Secret tlsSecretName.
+
+    Only the PEM framing is checked (the program never parses key material); messages never repeat a value.
+    """
+    cert, key = r.text("tlsCert"), r.text("tlsKey")
+    if not r.ok("tlsCert", "tlsKey"):
+        return "", ""
+    if cert and not PEM_CERTIFICATE.search(cert):
+        r.reject(
+            "tlsCert", "'' or a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+        )
+    if key and not PEM_PRIVATE_KEY.search(key):
+        r.reject(
+            "tlsKey", "'' or a PEM private key (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----)"
+        )
+    if secret_keys is not None and key and "tlsKey" not in secret_keys and r.ok("tlsKey"):
+        r.reject(
+            "tlsKey", "a secret: set it with `pulumi config set --secret tlsKey` (only ciphertext is stored)"
+        )
+    if bool(cert) != bool(key):
+        missing = "tlsKey" if cert else "tlsCert"
+        if r.ok(missing):
+            r.reject(missing, "set together with " + ("tlsCert" if cert else "tlsKey") + " (both or neither)")
+    elif cert and not tls_secret_name and r.ok("tlsSecretName"):
+        r.reject(
+            "tlsSecretName", "the name of the Secret to create from tlsCert and tlsKey (required with them)"
+        )
+    return cert, key
+
+
+def read_secret_keys(project: str) -> frozenset[str]:
+    """The keys of `project`'s config that were set as secrets, namespace stripped (for parse_config)."""
+    prefix = f"{project}:"
+    merged = {**get_config_env(), **CONFIG.get()}
+    secret = set(get_config_secret_keys_env()) | {key for key in merged if is_config_secret(key)}
+    return frozenset(key[len(prefix) :] for key in secret if key.startswith(prefix))
 
 
 def read_stack_config(project: str) -> dict[str, str]:
