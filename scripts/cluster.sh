@@ -3,9 +3,10 @@
 # Admission and authorization are real), controller-manager and scheduler, run as processes by
 # `kwokctl --runtime binary`, with kwok faking nodes and making pods Running/Ready. No containers run.
 #
-# Usage: scripts/cluster.sh up|down|status
+# Usage: scripts/cluster.sh up|down|restart|status
 #   up      start (a no-op when already up), install the Gateway API standard CRDs and a GatewayClass
 #   down    stop and delete everything the cluster left (processes, PKI, etcd data)
+#   restart stop and start every component, keeping etcd's data (fault tests use it to recover)
 #   status  exit 0 when the apiserver answers
 # Kubeconfig: .cluster/kubeconfig. Cluster files: .cluster/kwok/.
 set -euo pipefail
@@ -103,6 +104,20 @@ up() {
   log "ready: export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
+# restart: stop every component and start them again on the same etcd data (recovery after a fault test).
+restart() {
+  require_tools
+  "$BIN/kwokctl" stop cluster --name "$NAME" >>"$CLUSTER_DIR/create.log" 2>&1 || true
+  "$BIN/kwokctl" start cluster --name "$NAME" >>"$CLUSTER_DIR/create.log" 2>&1 \
+    || { tail -n 30 "$CLUSTER_DIR/create.log" >&2; die "kwokctl start cluster failed"; }
+  local i
+  for i in $(seq 1 60); do
+    is_up && { log "cluster restarted"; return 0; }
+    sleep 1
+  done
+  die "apiserver not ready 60s after restart"
+}
+
 down() {
   if [ -x "$BIN/kwokctl" ]; then
     "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 || true
@@ -114,6 +129,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  restart) restart ;;
   status) is_up ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|status" >&2; exit 2 ;;
 esac

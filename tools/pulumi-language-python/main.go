@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 
@@ -62,7 +63,24 @@ func main() {
 		fail(fmt.Errorf("missing executor %s next to the language host: %w", h.execScript, err))
 	}
 
+	// Like every Pulumi plugin, stop serving when the engine goes away (e.g. `pulumi` was killed), so no
+	// orphaned host is left behind.
+	ctx, cancel := context.WithCancel(context.Background())
+	if h.engineAddress != "" {
+		go func() {
+			if err := rpcutil.Healthcheck(ctx, h.engineAddress, 5*time.Minute, cancel); err != nil {
+				cancel()
+			}
+		}()
+	}
+	stop := make(chan bool)
+	go func() {
+		<-ctx.Done()
+		close(stop)
+	}()
+
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
+		Cancel: stop,
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
 			return nil
