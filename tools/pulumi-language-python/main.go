@@ -204,7 +204,12 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return nil, fmt.Errorf("serializing config: %w", err)
 	}
-	secrets, err := json.Marshal(req.GetConfigSecretKeys())
+	// An empty list, never JSON null: the Python SDK iterates over what it parses.
+	secretKeys := req.GetConfigSecretKeys()
+	if secretKeys == nil {
+		secretKeys = []string{}
+	}
+	secrets, err := json.Marshal(secretKeys)
 	if err != nil {
 		return nil, fmt.Errorf("serializing secret config keys: %w", err)
 	}
