@@ -558,7 +558,8 @@ def read_secret_keys(project: str) -> frozenset[str]:
     """The keys of `project`'s config that were set as secrets, namespace stripped (for parse_config)."""
     prefix = f"{project}:"
     merged = {**get_config_env(), **CONFIG.get()}
-    secret = set(get_config_secret_keys_env()) | {key for key in merged if is_config_secret(key)}
+    # The language host may pass PULUMI_CONFIG_SECRET_KEYS=null (no secret keys): the SDK then returns None.
+    secret = set(get_config_secret_keys_env() or []) | {key for key in merged if is_config_secret(key)}
     return frozenset(key[len(prefix) :] for key in secret if key.startswith(prefix))
 
 

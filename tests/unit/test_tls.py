@@ -104,6 +104,15 @@ def test_read_secret_keys_strips_the_namespace(pulumi_mocks: object) -> None:
     assert read_secret_keys(PROJECT) == frozenset({"tlsKey"})
 
 
+@pytest.mark.parametrize(("env", "expected"), [("null", set()), ('["gateway-canary:tlsKey"]', {"tlsKey"})])
+def test_read_secret_keys_from_the_environment(
+    pulumi_mocks: object, monkeypatch: pytest.MonkeyPatch, env: str, expected: set[str]
+) -> None:
+    """What the language host passes: a JSON list, or null when no key is secret."""
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", env)
+    assert read_secret_keys(PROJECT) == expected
+
+
 def test_secret_manifest_is_kubernetes_tls_with_base64_data() -> None:
     manifest = tls_secret_manifest(parse_config(tls(namespace="shop", appName="web")))
     assert manifest["type"] == "kubernetes.io/tls"
