@@ -141,13 +141,19 @@ class CanaryRelease(pulumi.ComponentResource):
 
         self.deployments: dict[Track, kubernetes.apps.v1.Deployment] = {}
         self.services: dict[Track, kubernetes.core.v1.Service] = {}
+        # How long the provider's await may wait for a Deployment to become Available: the engine's own
+        # timeout, not a field of the object, so changing it changes no live object.
+        timeout = f"{args.rollout_timeout}s"
+        rollout_timeouts = pulumi.ResourceOptions(
+            custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
+        )
         for track in tracks(args):
             deployment = rendered.deployments[track]
             self.deployments[track] = kubernetes.apps.v1.Deployment(
                 f"{name}-{track}",
                 metadata=deployment["metadata"],
                 spec=deployment["spec"],
-                opts=self._child(scoped),
+                opts=pulumi.ResourceOptions.merge(self._child(scoped), rollout_timeouts),
             )
             service = rendered.services[track]
             self.services[track] = kubernetes.core.v1.Service(

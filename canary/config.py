@@ -43,6 +43,7 @@ CONFIG_KEYS = (
     "canaryHeader",
     "mirrorPercent",
     "rolloutOperator",
+    "rolloutTimeout",
     "tlsCert",
     "tlsKey",
 )
@@ -173,6 +174,8 @@ class CanaryReleaseArgs:
     """Header that forces canary; None turns the header rule off."""
     mirror_percent: Decimal
     """Percent of requests copied to canary (RequestMirror); 0 is off."""
+    rollout_timeout: int = 600
+    """Seconds `pulumi up` waits for a Deployment to become Available before failing the update."""
     rollout_operator: str | None = None
     """ServiceAccount that may move traffic (patch the HTTPRoute) and nothing more; None creates no RBAC."""
     tls_cert: str | None = field(default=None, repr=False)
@@ -324,6 +327,7 @@ def parse_config(raw: Mapping[str, str], secret_keys: Collection[str] | None = N
         "canaryReplicas", 1, 1000, "an integer from 1 to 1000 (the canary Service must select a ready pod)"
     )
     container_port = r.integer("containerPort", 1, 65535, "a port number from 1 to 65535")
+    rollout_timeout = r.integer("rolloutTimeout", 10, 3600, "a number of seconds from 10 to 3600")
     health_path = r.text("healthPath")
     if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
         r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
@@ -369,6 +373,7 @@ def parse_config(raw: Mapping[str, str], secret_keys: Collection[str] | None = N
         tls_secret_name=tls_secret_name or None,
         canary_header=canary_header,
         mirror_percent=mirror_percent,
+        rollout_timeout=rollout_timeout,
         rollout_operator=rollout_operator or None,
         tls_cert=tls_cert or None,
         tls_key=tls_key or None,
