@@ -63,7 +63,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sizes", type=_ints, default=None, help="releases per scaling stack (default 1,10,50)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per size and operation (default 3)")
     p.add_argument(
-        "--parallel", type=int, default=0, help="also time an N-route update with --parallel P (default off)"
+        "--parallel",
+        type=int,
+        default=0,
+        help="scaling: run every pulumi up and destroy with --parallel P (default: the engine's, 4 x cores)",
+    )
+    p.add_argument(
+        "--light",
+        action="store_true",
+        help="scaling: run the program with bench/experiments/light_k8s (no typed Kubernetes classes)",
     )
     p.add_argument("--program-reps", type=int, default=None, help="program-cost repetitions (default 5)")
     p.add_argument("--no-floor", action="store_true", help="skip the engine floor ladder")
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if "scale" in args.only:
             log(f"bench: scaling, sizes {args.sizes}, {args.reps} reps")
             results["raw"]["scaling"] = scaling.run(
-                workdir, env, args.sizes, args.reps, args.parallel or None, log
+                workdir, env, args.sizes, args.reps, args.parallel or None, args.light, log
             )
         if "program" in args.only:
             log("bench: program cost")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,18 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (fields 14 and 15 of /proc/PID/stat, after the command name)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _argv(pid: int) -> list[str]:
     try:
         return [a for a in Path(f"/proc/{pid}/cmdline").read_text().split("\0") if a]
@@ -82,10 +95,12 @@ def _tree(root: int) -> Iterator[int]:
 
 @dataclass
 class Run:
-    """One timed command: seconds, exit code, and peak RSS (MiB) per process role in its tree.
+    """One timed command: seconds, exit code, peak RSS (MiB) and CPU seconds per process role in its tree.
 
     A role's RSS is summed over its processes alive at the same sample (two providers count twice), and
-    the peak is over samples (every `sample_every` seconds)."""
+    the peak is over samples (every `sample_every` seconds). `cpu` is the user+system time of the whole
+    tree (exact, from the kernel's accounting of waited-for children); `cpu_by_role` is each process's
+    CPU time at the last sample that saw it (so it misses up to `sample_every` of each process's end)."""
 
     args: list[str]
     seconds: float
@@ -93,6 +108,8 @@ class Run:
     peak_mib: dict[str, float]
     stdout: str
     stderr: str
+    cpu: float = 0.0
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
 
     def check(self, what: str | None = None) -> Run:
         if self.code != 0:
@@ -112,6 +129,8 @@ def timed(
 ) -> Run:
     """Run a command, sampling the RSS of its whole process tree (engine, language host, Python, provider)."""
     peaks: dict[str, int] = {}
+    cpu_seen: dict[int, tuple[str, float]] = {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(
         args,
@@ -133,6 +152,7 @@ def timed(
                 if argv:
                     name = role(argv)
                     now[name] = now.get(name, 0) + _rss_kib(pid)
+                    cpu_seen[pid] = (name, _cpu_seconds(pid))
             for name, kib in now.items():
                 peaks[name] = max(peaks.get(name, 0), kib)
             done.wait(sample_every)
@@ -147,7 +167,13 @@ def timed(
     seconds = time.monotonic() - started
     done.set()
     sampler.join()
-    return Run(args, seconds, proc.returncode, {k: v / 1024 for k, v in peaks.items() if v}, out, err)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    by_role: dict[str, float] = {}
+    for name, seconds_used in cpu_seen.values():
+        by_role[name] = by_role.get(name, 0.0) + seconds_used
+    peak_mib = {k: v / 1024 for k, v in peaks.items() if v}
+    return Run(args, seconds, proc.returncode, peak_mib, out, err, cpu, by_role)
 
 
 def check(run: Run, what: str) -> Run:

@@ -2,10 +2,12 @@
 
     python -m bench.mockrun main            the product's __main__.py (a canary at 50%)
     python -m bench.mockrun scale N         bench/projects/scale with N releases
+    ... --light                             with bench/experiments/light_k8s installed first
 
 `import`: seconds to import pulumi, pulumi_kubernetes and the component; `register`: seconds from running
 the program until every resource is registered and every output resolved (pulumi.runtime.set_mocks: no
-engine, no gRPC transport, no provider). `resources`: how many resources the mocks saw.
+engine, no gRPC transport, no provider). `resources`: how many resources the mocks saw; `digest`: a hash
+of every registration's type, name and inputs (equal digests: the engine would see the same program).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 
 _started = time.perf_counter()
 
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import runpy  # noqa: E402
@@ -38,10 +41,15 @@ class CountingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources = 0
+        self.seen: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources += 1
+        self.seen.append(json.dumps([args.typ, args.name, args.inputs], sort_keys=True, default=str))
         return f"{args.name}-id", dict(args.inputs)
+
+    def digest(self) -> str:
+        return hashlib.sha256("\n".join(sorted(self.seen)).encode()).hexdigest()[:16]
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -64,6 +72,10 @@ def product_defaults() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
+    light = "--light" in argv
+    argv = [a for a in argv if a != "--light"]
+    if light:
+        import bench.experiments.light_k8s  # noqa: F401  (installs the stand-ins)
     which = argv[0] if argv else "main"
     if which == "main":
         project, program = "gateway-canary", REPO / "__main__.py"
@@ -95,9 +107,11 @@ def main(argv: list[str]) -> None:
         json.dumps(
             {
                 "program": which,
+                "light": light,
                 "import": _imported - _started,
                 "register": registered - started,
                 "resources": mocks.resources,
+                "digest": mocks.digest(),
             }
         )
     )

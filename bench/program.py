@@ -4,7 +4,9 @@
   `import pulumi, pulumi_kubernetes`, `import canary.component`), each a fresh interpreter;
 - the biggest imports by `python -X importtime` (one run);
 - resource registration of __main__.py (and of the scale program at each size) under Pulumi mocks
-  (bench/mockrun.py): the Python side of a `pulumi up`, without engine, gRPC transport or provider;
+  (bench/mockrun.py): the Python side of a `pulumi up`, without engine, gRPC transport or provider; also
+  with bench/experiments/light_k8s (no typed Kubernetes classes), which must register the very same
+  resources (same digest of types, names and inputs);
 - the engine floor ladder (bench/projects/floor): a no-op `pulumi up --skip-preview` and `pulumi preview`
   of a program that registers nothing (`empty`), that also imports pulumi_kubernetes and the component
   (`import`), and that also registers an explicit Kubernetes provider (`provider`: the engine starts and
@@ -104,11 +106,12 @@ def run(
 
     mocks: list[dict[str, Any]] = []
     for _ in range(reps):
-        _, stdout, _ = _python(env, "-m", "bench.mockrun", "main")
-        mocks.append(json.loads(stdout))
-        for size in sizes:
-            _, stdout, _ = _python(env, "-m", "bench.mockrun", "scale", str(size))
-            mocks.append({**json.loads(stdout), "size": size})
+        for light in ([], ["--light"]):
+            _, stdout, _ = _python(env, "-m", "bench.mockrun", "main", *light)
+            mocks.append(json.loads(stdout))
+            for size in sizes:
+                _, stdout, _ = _python(env, "-m", "bench.mockrun", "scale", str(size), *light)
+                mocks.append({**json.loads(stdout), "size": size})
     out["mocks"] = mocks
     log("  program: registration under mocks done")
 

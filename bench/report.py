@@ -121,6 +121,9 @@ def derive_step(raw: dict[str, Any]) -> dict[str, Any]:
             "pairedRatio": median(r["step"] / r["noop"] for r in mine if r["noop"]),
             "touched": sorted({tuple(sorted(r["stepChanges"].items())) for r in mine}),
             "stepPeakMiB": _median_peaks(r["stepPeakMiB"] for r in mine),
+            "stepCpu": median(r["stepCpu"] for r in mine if "stepCpu" in r),
+            "noopCpu": median(r["noopCpu"] for r in mine if "noopCpu" in r),
+            "noopCpuByRole": _median_peaks(r.get("noopCpuByRole") or {} for r in mine),
         }
     return {"variants": variants}
 
@@ -137,15 +140,7 @@ def derive_scaling(raw: dict[str, Any]) -> dict[str, Any]:
     runs = raw.get("runs", [])
     sizes = sorted({r["size"] for r in runs})
     ops: dict[str, Any] = {}
-    for op in [
-        "create",
-        "preview-change",
-        "up-change",
-        "up-change-parallel",
-        "preview",
-        "up-noop",
-        "destroy",
-    ]:
+    for op in ["create", "preview-change", "up-change", "preview", "up-noop", "destroy"]:
         mine = [r for r in runs if r["op"] == op]
         if not mine:
             continue
@@ -156,39 +151,61 @@ def derive_scaling(raw: dict[str, Any]) -> dict[str, Any]:
                 per_size[size] = {
                     "seconds": summary([r["seconds"] for r in at]),
                     "peakMiB": _median_peaks(r.get("peakMiB") or {} for r in at),
+                    "cpu": median(r["cpu"] for r in at if "cpu" in r),
+                    "cpuByRole": _median_peaks(r.get("cpuByRole") or {} for r in at),
                 }
         xs = list(per_size)
         ys = [per_size[s]["seconds"]["median"] for s in xs]
         fit = linear_fit(xs, ys)
         memory: dict[str, Any] = {}
+        cpu: dict[str, Any] = {}
         for role in ROLES:
             mem_xs = [s for s in xs if role in per_size[s]["peakMiB"]]
             mem_fit = linear_fit(mem_xs, [per_size[s]["peakMiB"][role] for s in mem_xs])
             if mem_fit is not None:
                 memory[role] = mem_fit
+            cpu_xs = [s for s in xs if role in per_size[s]["cpuByRole"]]
+            cpu_fit = linear_fit(cpu_xs, [per_size[s]["cpuByRole"][role] for s in cpu_xs])
+            if cpu_fit is not None:
+                cpu[role] = cpu_fit
+        total_xs = [s for s in xs if per_size[s]["cpu"] is not None]
+        total_fit = linear_fit(total_xs, [per_size[s]["cpu"] for s in total_xs])
+        if total_fit is not None:
+            cpu["all"] = total_fit
         ops[op] = {
             "perSize": per_size,
             "fit": fit,
             "growth": growth(xs, ys),
             "largestOverSmallest": ratio(ys[-1], ys[0]) if len(ys) > 1 else None,
             "memoryFit": memory,
+            "cpuFit": cpu,
         }
-    return {"sizes": sizes, "ops": ops}
+    return {"sizes": sizes, "ops": ops, "parallel": raw.get("parallel"), "light": raw.get("light", False)}
 
 
 def derive_program(raw: dict[str, Any]) -> dict[str, Any]:
     startup = {label: summary(values) for label, values in raw.get("startup", {}).items()}
-    mocks = raw.get("mocks", [])
+    every = raw.get("mocks", [])
+    mocks = [m for m in every if not m.get("light")]
+    light = [m for m in every if m.get("light")]
     main = [m for m in mocks if m["program"] == "main"]
+    main_light = [m for m in light if m["program"] == "main"]
     scale: dict[int, Any] = {}
     for size in sorted({m["size"] for m in mocks if m["program"] == "scale"}):
         at = [m for m in mocks if m["program"] == "scale" and m["size"] == size]
+        at_light = [m for m in light if m["program"] == "scale" and m["size"] == size]
         scale[size] = {
             "register": summary([m["register"] for m in at]),
+            "registerLight": summary([m["register"] for m in at_light]),
             "resources": at[0]["resources"],
         }
     xs = list(scale)
     fit = linear_fit(xs, [scale[s]["register"]["median"] for s in xs])
+    light_xs = [s for s in xs if scale[s]["registerLight"]["n"]]
+    fit_light = linear_fit(light_xs, [scale[s]["registerLight"]["median"] for s in light_xs])
+    digests: dict[str, set[str | None]] = {m["program"] + str(m.get("size", "")): set() for m in every}
+    for m in every:
+        digests[m["program"] + str(m.get("size", ""))].add(m.get("digest"))
     floor: dict[str, Any] = {}
     for r in raw.get("floor", []):
         floor.setdefault(r["mode"], {}).setdefault(r["op"], []).append(r)
@@ -207,8 +224,11 @@ def derive_program(raw: dict[str, Any]) -> dict[str, Any]:
         "mockImport": summary([m["import"] for m in main]),
         "mockRegister": summary([m["register"] for m in main]),
         "mockResources": main[0]["resources"] if main else None,
+        "mockRegisterLight": summary([m["register"] for m in main_light]),
         "mockScale": scale,
         "mockScaleFit": fit,
+        "mockScaleFitLight": fit_light,
+        "lightSameRegistrations": all(len(d) == 1 for d in digests.values()) if light else None,
         "floor": floor_figures,
         "importtime": raw.get("importtime"),
     }
@@ -341,6 +361,7 @@ def step_markdown(d: dict[str, Any]) -> str:
                 times(f["ratio"]),
                 times(f["pairedRatio"]),
                 touched,
+                "-" if f["stepCpu"] is None else f"{f['stepCpu']:.2f} / {f['noopCpu']:.2f}",
             ]
         )
     return table(
@@ -353,6 +374,7 @@ def step_markdown(d: dict[str, Any]) -> str:
             "step / no-op",
             "paired",
             "resources touched",
+            "CPU s step / no-op",
         ],
         rows,
     )
@@ -360,6 +382,11 @@ def step_markdown(d: dict[str, Any]) -> str:
 
 def scaling_markdown(d: dict[str, Any]) -> str:
     sizes = d["sizes"]
+    notes = []
+    if d.get("parallel"):
+        notes.append(f"every `pulumi up` and destroy ran with `--parallel {d['parallel']}`")
+    if d.get("light"):
+        notes.append("the program ran with bench/experiments/light_k8s (no typed Kubernetes classes)")
     rows = []
     for op, f in d["ops"].items():
         fit = f["fit"]
@@ -386,6 +413,8 @@ def scaling_markdown(d: dict[str, Any]) -> str:
         ],
         rows,
     )
+    if notes:
+        text = "Note: " + "; ".join(notes) + ".\n\n" + text
     mem_rows = []
     for op in ("preview", "up-change", "create"):
         if op not in d["ops"]:
@@ -407,6 +436,32 @@ def scaling_markdown(d: dict[str, Any]) -> str:
         text += "\n\nPeak RSS (MiB, median over runs):\n\n" + table(
             ["operation", "process", *[f"N={s}" for s in sizes], "MiB per release"], mem_rows
         )
+    cpu_rows = []
+    for op in ("preview", "up-noop", "up-change"):
+        if op not in d["ops"]:
+            continue
+        f = d["ops"][op]
+        for role in [*ROLES, "all"]:
+            values = [
+                f["perSize"].get(s, {}).get("cpu")
+                if role == "all"
+                else f["perSize"].get(s, {}).get("cpuByRole", {}).get(role)
+                for s in sizes
+            ]
+            if all(v is None for v in values):
+                continue
+            fit = f["cpuFit"].get(role)
+            cpu_rows.append(
+                [
+                    op,
+                    "all (whole tree)" if role == "all" else ROLE_LABELS[role],
+                    *["-" if v is None else f"{v:.2f}" for v in values],
+                    "-" if fit is None else f"{fit['slope'] * 1000:.0f}",
+                ]
+            )
+    if cpu_rows:
+        text += "\n\nCPU seconds (user+system, median over runs; 2 cores means up to 2 per wall second):\n\n"
+        text += table(["operation", "process", *[f"N={s}" for s in sizes], "CPU ms per release"], cpu_rows)
     return text
 
 
@@ -428,6 +483,19 @@ def program_markdown(d: dict[str, Any], noop_release: float | None = None) -> st
     fit = d["mockScaleFit"]
     if fit is not None:
         rows.append(["registration per release under mocks (fit)", f"{fit['slope'] * 1000:.1f} ms"])
+    if d.get("mockRegisterLight", {}).get("n"):
+        same = {True: "same registrations", False: "REGISTRATIONS DIFFER", None: "-"}
+        rows.append(
+            [
+                f"light_k8s experiment: register __main__.py ({same[d['lightSameRegistrations']]})",
+                spread(d["mockRegisterLight"]),
+            ]
+        )
+        for size, f in d["mockScale"].items():
+            rows.append([f"light_k8s experiment: scale program, {size} releases", spread(f["registerLight"])])
+        fit = d.get("mockScaleFitLight")
+        if fit is not None:
+            rows.append(["light_k8s experiment: per release (fit)", f"{fit['slope'] * 1000:.1f} ms"])
     text = table(["program cost (fresh interpreter each)", "median (min-max)"], rows)
     imp = d.get("importtime")
     if imp:

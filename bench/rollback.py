@@ -7,7 +7,11 @@ Methods, each run as users run it, against one dedicated stack and namespace:
 - pulumi-up-skip-preview: the same with `--skip-preview`;
 - pulumi-up-target: `... && pulumi up --yes --skip-preview --target <route URN>`, what `canary rollback`
   runs inside, without the CLI around it (splits the CLI's own cost from the engine's);
-- canary: `canary rollback --yes` (when the installed CLI has it).
+- pulumi-up-target-light: the same, the program run with bench/experiments/light_k8s (the typed
+  Kubernetes classes replaced by plain registrations; a proposal, measured before it is made);
+- canary: `canary rollback --yes` (when the installed CLI has it);
+- break-glass: bench/experiments/breakglass.py, a prototype of a proposed `canary rollback --now` that
+  patches the route directly, then records it with a refreshing, targeted `pulumi up`.
 
 Runs are interleaved: every round runs each method once, in an order rotated by one per round, so slow
 phases of a noisy machine spread over all methods. Before each run the stack is put back to weight 50 with
@@ -23,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.measure import time_until_route
@@ -30,6 +35,7 @@ from bench.stacks import APP, ROUTE_TYPE, Release, changes
 from canary.workload import object_name
 
 RESET_WEIGHT = "50"
+BREAKGLASS = Path(__file__).resolve().parent / "experiments" / "breakglass.py"
 
 
 def rollback_patch(route: dict[str, Any], app: str) -> list[dict[str, Any]]:
@@ -68,6 +74,10 @@ class Method:
     """Runs a Pulumi update (the stack's history gets an entry touching only the route)."""
     stale: bool = False
     """Leaves the stack state behind the live route (the reset must refresh)."""
+    light: bool = False
+    """Runs the program with bench/experiments/light_k8s (proposal: no typed Kubernetes classes)."""
+    refreshes: bool = False
+    """Its update refreshes the route first, so it may find nothing left to change."""
 
 
 def _pulumi(release: Release, *args: str) -> list[str]:
@@ -122,6 +132,32 @@ METHODS: dict[str, Method] = {
             engine=True,
         ),
         Method(
+            "pulumi-up-target-light",
+            "same as pulumi-up-target, program without typed Kubernetes classes (experiment)",
+            lambda r, ctx: [
+                _config_zero(r),
+                _pulumi(r, "up", "--yes", "--skip-preview", "--target", ctx["route_urn"]),
+            ],
+            engine=True,
+            light=True,
+        ),
+        Method(
+            "break-glass",
+            "prototype canary rollback --now: kubectl patch (test ops), then pulumi up --refresh --target",
+            lambda r, ctx: [
+                [
+                    "python",
+                    str(BREAKGLASS),
+                    "--cwd",
+                    str(r.stack.project_dir),
+                    "--stack",
+                    r.stack.name,
+                ]
+            ],
+            engine=True,
+            refreshes=True,
+        ),
+        Method(
             "canary",
             "canary rollback --yes",
             lambda r, ctx: [
@@ -131,7 +167,15 @@ METHODS: dict[str, Method] = {
         ),
     ]
 }
-DEFAULT_METHODS = ["kubectl", "pulumi-up", "pulumi-up-skip-preview", "pulumi-up-target", "canary"]
+DEFAULT_METHODS = [
+    "kubectl",
+    "pulumi-up",
+    "pulumi-up-skip-preview",
+    "pulumi-up-target",
+    "pulumi-up-target-light",
+    "canary",
+    "break-glass",
+]
 
 
 def canary_has_rollback(env: dict[str, str]) -> bool:
@@ -194,6 +238,7 @@ def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], 
             method = METHODS[key]
             reset_seconds = reset(release, refresh=stale)
             reset_refresh = stale
+            release.use_program(method.light)
             timing = time_until_route(
                 release.stack.env,
                 release.namespace,
@@ -202,6 +247,7 @@ def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], 
                 want_canary_weight=0,
             )
             stale = method.stale
+            release.use_program(False)
             record: dict[str, Any] = {
                 "method": key,
                 "round": r,
@@ -213,7 +259,8 @@ def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], 
             }
             if method.engine:
                 record["changes"] = changes(release.stack.last_update())
-                if record["changes"] != {"update": 1}:
+                allowed = [{"update": 1}, *([{}] if method.refreshes else [])]
+                if record["changes"] not in allowed:
                     raise SystemExit(f"bench: {key} rollback touched {record['changes']}, not one update")
             runs.append(record)
             log(

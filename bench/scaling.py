@@ -6,8 +6,9 @@ cluster): the creating `pulumi up`, then `reps` rounds of
 - up-change: the `pulumi up --yes --skip-preview` that applies it (N routes updated, checked in history);
 - preview: `pulumi preview` with nothing to do;
 - up-noop: `pulumi up --yes --skip-preview` with nothing to do;
-- up-change-parallel (optional): an N-route update with `--parallel <P>`;
-and finally the destroy. Wall time and peak RSS of the engine, language host, Python program and provider.
+and finally the destroy. Wall time, CPU time and peak RSS of the engine, language host, Python program and
+provider. `parallel` adds `--parallel P` to every `pulumi up` and the destroy (default: the engine's own,
+4 x cores); `light` runs the program with bench/experiments/light_k8s (no typed Kubernetes classes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from bench.measure import Run
 from bench.stacks import REPO, SCALE_PROJECT, Stack, changes, private_project, unique
 
-OPERATIONS = ["create", "preview-change", "up-change", "preview", "up-noop", "up-change-parallel", "destroy"]
+OPERATIONS = ["create", "preview-change", "up-change", "preview", "up-noop", "destroy"]
 
 
 def _record(
@@ -32,6 +33,8 @@ def _record(
         "rep": rep,
         "seconds": run.seconds,
         "peakMiB": run.peak_mib,
+        "cpu": run.cpu,
+        "cpuByRole": run.cpu_by_role,
         "changes": resource_changes,
         "at": time.time(),
     }
@@ -43,10 +46,12 @@ def run_size(
     size: int,
     reps: int,
     parallel: int | None,
+    light: bool,
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     name = unique(f"bench-scale{size}")
-    stack = Stack(private_project(SCALE_PROJECT, workdir / name), name, env).init()
+    stack = Stack(private_project(SCALE_PROJECT, workdir / name, light), name, env).init()
+    more = ["--parallel", str(parallel)] if parallel else []
     records: list[dict[str, Any]] = []
     try:
         stack.set_config(
@@ -57,7 +62,7 @@ def run_size(
                 "defaultsFile": str(REPO / "Pulumi.yaml"),
             }
         )
-        create = stack.up("--skip-preview")
+        create = stack.up("--skip-preview", *more)
         created = changes(stack.last_update())
         records.append(_record("create", size, 0, create, created))
         log(f"  scale {size}: create {create.seconds:.1f}s {created}")
@@ -67,14 +72,14 @@ def run_size(
             stack.set_config({"canaryWeight": weight})
             preview = stack.run("preview").check(f"pulumi preview on {name}")
             records.append(_record("preview-change", size, rep, preview))
-            up = stack.up("--skip-preview")
+            up = stack.up("--skip-preview", *more)
             updated = changes(stack.last_update())
             if updated != {"update": size}:
                 raise SystemExit(f"bench: moving {size} canaries changed {updated}, not {size} route updates")
             records.append(_record("up-change", size, rep, up, updated))
             noop_preview = stack.run("preview").check(f"pulumi preview on {name}")
             records.append(_record("preview", size, rep, noop_preview))
-            noop = stack.up("--skip-preview")
+            noop = stack.up("--skip-preview", *more)
             if changes(stack.last_update()):
                 raise SystemExit(f"bench: a no-op update of {name} changed something")
             records.append(_record("up-noop", size, rep, noop))
@@ -83,16 +88,10 @@ def run_size(
                 f"up-change {up.seconds:.1f}s, preview {noop_preview.seconds:.1f}s, "
                 f"up-noop {noop.seconds:.1f}s"
             )
-            if parallel:
-                weight = "5" if weight == "0" else "0"
-                stack.set_config({"canaryWeight": weight})
-                fast = stack.up("--skip-preview", "--parallel", str(parallel))
-                records.append(_record("up-change-parallel", size, rep, fast, changes(stack.last_update())))
-                line += f", up-change --parallel {parallel} {fast.seconds:.1f}s"
             log(line)
     finally:
         started = time.monotonic()
-        problems = stack.destroy()
+        problems = stack.destroy(*more)
         seconds = time.monotonic() - started
         for problem in problems:
             log(f"  WARNING: {problem}")
@@ -109,9 +108,10 @@ def run(
     sizes: list[int],
     reps: int,
     parallel: int | None,
+    light: bool,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     for size in sizes:
-        records += run_size(workdir, env, size, reps, parallel, log)
-    return {"sizes": sizes, "reps": reps, "parallel": parallel, "runs": records}
+        records += run_size(workdir, env, size, reps, parallel, light, log)
+    return {"sizes": sizes, "reps": reps, "parallel": parallel, "light": light, "runs": records}

@@ -39,11 +39,24 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def private_project(src: Path, dst: Path) -> Path:
+LIGHT_PREFIX = (
+    "import sys\n"
+    f"sys.path.insert(0, {str(REPO)!r})\n"
+    "import bench.experiments.light_k8s  # noqa: E402, F401  (bench experiment)\n"
+)
+
+
+def program_text(src: Path, light: bool = False) -> str:
+    """`src`/__main__.py, with bench/experiments/light_k8s installed first when `light`."""
+    text = (src / "__main__.py").read_text()
+    return LIGHT_PREFIX + text if light else text
+
+
+def private_project(src: Path, dst: Path, light: bool = False) -> Path:
     """Pulumi.yaml and __main__.py of `src` in `dst`, with the repo's virtualenv linked in as .venv."""
     dst.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(src / name, dst / name)
+    shutil.copy(src / "Pulumi.yaml", dst / "Pulumi.yaml")
+    (dst / "__main__.py").write_text(program_text(src, light))
     (dst / ".venv").symlink_to(REPO / ".venv")
     return dst
 
@@ -92,12 +105,12 @@ class Stack:
             raise SystemExit(f"bench: expected one {type_token} in stack {self.name}, found {urns}")
         return str(urns[0])
 
-    def destroy(self) -> list[str]:
+    def destroy(self, *flags: str) -> list[str]:
         """Destroy the stack's resources and remove the stack; returns problems (never raises)."""
         if not self.created:
             return []
         problems = []
-        res = self.run("destroy", "--yes", "--skip-preview")
+        res = self.run("destroy", "--yes", "--skip-preview", *flags)
         if res.code != 0:
             problems.append(f"pulumi destroy of {self.name} failed: {res.stderr.strip()[-500:]}")
         res = self.run("stack", "rm", "--yes", "--force")
@@ -155,6 +168,10 @@ class Release:
         except BaseException:
             stack.destroy()
             raise
+
+    def use_program(self, light: bool) -> None:
+        """Run the product's program as is, or with the light_k8s experiment (same state, no diff)."""
+        (self.stack.project_dir / "__main__.py").write_text(program_text(REPO, light))
 
     def live_route(self) -> dict[str, Any]:
         out = kubectl(

@@ -10,7 +10,9 @@ Variants change only how `pulumi up` is run:
 - preview: `pulumi up --yes`, as users run it (a preview, then the update);
 - target: `--skip-preview --target <route URN>` (what `canary rollback` runs);
 - skip-checkpoints: `--skip-preview` with PULUMI_SKIP_CHECKPOINTS=true (state written once at the end);
-- parallel-32: `--skip-preview --parallel 32`.
+- parallel-32: `--skip-preview --parallel 32`;
+- parallel-diff: `--skip-preview` with PULUMI_PARALLEL_DIFF=true (provider Diff calls off the step generator);
+- light: `--skip-preview`, the program run with bench/experiments/light_k8s (no typed Kubernetes classes).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class Variant:
     flags: list[str]
     env: dict[str, str] = field(default_factory=dict)
     target: bool = False
+    light: bool = False
 
     def describe(self) -> str:
         flags = " ".join(self.flags + (["--target <route URN>"] if self.target else []))
         env = " ".join(f"{k}={v}" for k, v in self.env.items())
-        return f"{env + ' ' if env else ''}pulumi up --yes {flags}".strip()
+        light = " (program without typed Kubernetes classes, experiment)" if self.light else ""
+        return f"{env + ' ' if env else ''}pulumi up --yes {flags}".strip() + light
 
 
 VARIANTS: dict[str, Variant] = {
@@ -45,9 +49,11 @@ VARIANTS: dict[str, Variant] = {
         Variant("target", ["--skip-preview"], target=True),
         Variant("skip-checkpoints", ["--skip-preview"], env={"PULUMI_SKIP_CHECKPOINTS": "true"}),
         Variant("parallel-32", ["--skip-preview", "--parallel", "32"]),
+        Variant("parallel-diff", ["--skip-preview"], env={"PULUMI_PARALLEL_DIFF": "true"}),
+        Variant("light", ["--skip-preview"], light=True),
     ]
 }
-DEFAULT_VARIANTS = ["skip-preview", "preview", "target", "skip-checkpoints"]
+DEFAULT_VARIANTS = ["skip-preview", "preview", "target", "skip-checkpoints", "light"]
 
 FROM_WEIGHT, TO_WEIGHT = "5", "25"
 
@@ -63,11 +69,15 @@ def run(release: Release, variants: list[str], rounds: int, log: Callable[[str],
             stack.set_config({"canaryWeight": FROM_WEIGHT})
             stack.up("--skip-preview")
             stack.set_config({"canaryWeight": TO_WEIGHT})
-            step = stack.up(*flags, env=variant.env)
-            step_changes = changes(stack.last_update())
-            if step_changes != {"update": 1}:
-                raise SystemExit(f"bench: the {key} step touched {step_changes}, not one update of the route")
-            noop = stack.up(*flags, env=variant.env)
+            release.use_program(variant.light)
+            try:
+                step = stack.up(*flags, env=variant.env)
+                step_changes = changes(stack.last_update())
+                if step_changes != {"update": 1}:
+                    raise SystemExit(f"bench: the {key} step touched {step_changes}, not one route update")
+                noop = stack.up(*flags, env=variant.env)
+            finally:
+                release.use_program(False)
             noop_changes = changes(stack.last_update())
             if noop_changes:
                 raise SystemExit(f"bench: the {key} no-op update changed {noop_changes}")
@@ -80,6 +90,9 @@ def run(release: Release, variants: list[str], rounds: int, log: Callable[[str],
                     "stepChanges": step_changes,
                     "stepPeakMiB": step.peak_mib,
                     "noopPeakMiB": noop.peak_mib,
+                    "stepCpu": step.cpu,
+                    "noopCpu": noop.cpu,
+                    "noopCpuByRole": noop.cpu_by_role,
                     "at": time.time(),
                 }
             )

@@ -1,5 +1,8 @@
 """The bench's pure parts: process roles, watch parsing, the kubectl patch, fits, verdicts and tables."""
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -146,7 +149,8 @@ def raw_results() -> dict[str, Any]:
     ]  # fmt: skip
     scale_runs = [
         {"op": op, "size": size, "rep": 0, "seconds": base + per * size,
-         "peakMiB": {ENGINE: 100.0 + size, report.PROVIDER: 80.0 + 2 * size}}
+         "peakMiB": {ENGINE: 100.0 + size, report.PROVIDER: 80.0 + 2 * size},
+         "cpu": 1.0 + 0.1 * size, "cpuByRole": {PROGRAM: 0.5 + 0.04 * size}}
         for op, base, per in (("preview", 2.0, 0.05), ("up-noop", 2.0, 0.06))
         for size in (1, 10, 50)
     ]  # fmt: skip
@@ -186,6 +190,8 @@ def test_derived_figures_and_goals() -> None:
     assert preview["growth"] == "linear"
     assert preview["largestOverSmallest"] == pytest.approx(4.5 / 2.05)
     assert preview["memoryFit"][report.PROVIDER]["slope"] == pytest.approx(2.0)
+    assert preview["cpuFit"]["all"]["slope"] == pytest.approx(0.1)
+    assert preview["cpuFit"][PROGRAM]["slope"] == pytest.approx(0.04)
     assert derived["program"]["mockScaleFit"]["slope"] == pytest.approx(0.15 / 9)
     goals = {g["target"]: g for g in derived["goals"]}
     assert goals[report.ROLLBACK_GOAL]["met"] is False
@@ -213,6 +219,7 @@ def test_markdown_has_every_section() -> None:
     ):
         assert heading in text
     assert "| canary | `canary rollback --yes` | 3 | 3.00 / 4.00 / 5.00 | 5.00s | 20.00x |" in text
+    assert "| preview | Python program | 0.54 | 0.90 | 2.50 | 40 |" in text
 
 
 def test_arguments_quick_defaults_and_overrides() -> None:
@@ -224,3 +231,23 @@ def test_arguments_quick_defaults_and_overrides() -> None:
     assert (custom.rounds, custom.sizes, custom.only) == (4, [1, 5], ["scale"])
     with pytest.raises(SystemExit):
         parse_args(["--only", "nothing"])
+
+
+def test_light_k8s_experiment_registers_the_same_resources() -> None:
+    """The experiment the bench measures must be a pure speed-up: under mocks, the program with the plain
+    registrations sends the engine the same types, names and inputs as with the typed classes."""
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "bench.mockrun", "main", *light],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout
+        )
+        for light in ([], ["--light"])
+    ]
+    assert runs[0]["resources"] == runs[1]["resources"] == 8
+    assert runs[0]["digest"] == runs[1]["digest"]
+    assert (runs[0]["light"], runs[1]["light"]) == (False, True)

@@ -1,0 +1,1 @@
+"""Experiments: program-side changes measured by the bench before anyone proposes them for the product."""
