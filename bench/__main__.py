@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import program, report, rollback, scaling, step
+from bench import program, report, rollback, scaling, step, trace
 from bench.measure import load_average, machine
 from bench.stacks import REPO, Release, project_env
 
@@ -210,6 +210,10 @@ def markdown(results: dict[str, Any]) -> str:
     if "step" in d:
         parts += ["", "## Cost of one step (canary 5% -> 25%) vs the no-op `pulumi up`", ""]
         parts.append(report.step_markdown(d["step"]))
+        traces = results.get("raw", {}).get("step", {}).get("traces")
+        if traces:
+            parts += ["", "Where the time goes (one run each, from the engine's OpenTelemetry trace):", ""]
+            parts.append(trace.side_by_side(traces))
     if "scaling" in d:
         parts += ["", "## Scaling: N CanaryRelease components in one stack (median seconds, min-max)", ""]
         parts.append(report.scaling_markdown(d["scaling"]))

@@ -17,11 +17,14 @@ Variants change only how `pulumi up` is run:
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from bench import trace
 from bench.rollback import rotated
 from bench.stacks import ROUTE_TYPE, Release, changes
 
@@ -100,4 +103,24 @@ def run(release: Release, variants: list[str], rounds: int, log: Callable[[str],
                 f"  step round {r + 1}/{rounds} {key}: step {step.seconds:.2f}s, "
                 f"no-op {noop.seconds:.2f}s, {step_changes}"
             )
-    return {"variants": {key: VARIANTS[key].describe() for key in variants}, "runs": runs}
+    return {
+        "variants": {key: VARIANTS[key].describe() for key in variants},
+        "runs": runs,
+        "traces": traced_runs(release),
+    }
+
+
+def traced_runs(release: Release) -> dict[str, list[dict[str, Any]]]:
+    """One no-op `pulumi up --skip-preview` and one step (5 -> 25), each with the engine's OpenTelemetry
+    trace, cut into phases (bench/trace.py)."""
+    stack = release.stack
+    found: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="gc-bench-trace-") as tmp:
+        stack.set_config({"canaryWeight": FROM_WEIGHT})
+        stack.up("--skip-preview")
+        for label, weight in (("no-op", FROM_WEIGHT), ("step 5->25", TO_WEIGHT)):
+            stack.set_config({"canaryWeight": weight})
+            path = Path(tmp) / f"{len(found)}.json"
+            stack.up("--skip-preview", "--otel-traces", f"file://{path}")
+            found[label] = trace.phases(trace.read_spans(path.read_text().splitlines()))
+    return found

@@ -251,3 +251,93 @@ def test_light_k8s_experiment_registers_the_same_resources() -> None:
     assert runs[0]["resources"] == runs[1]["resources"] == 8
     assert runs[0]["digest"] == runs[1]["digest"]
     assert (runs[0]["light"], runs[1]["light"]) == (False, True)
+
+
+def span(name: str, start: float, end: float, service: str = "pulumi-cli") -> Any:
+    from bench.trace import Span
+
+    return Span(service, name, 100 + start, 100 + end)
+
+
+def test_trace_phases_of_an_update() -> None:
+    from bench.trace import phases, side_by_side
+
+    spans = [
+        span("pulumi", 0.0, 2.0),
+        span("time-to-first-print", 0.0, 0.25),
+        span("pulumirpc.LanguageRuntime/Run", 0.3, 1.9),
+        span("pulumirpc.ResourceMonitor/GetDeploymentInfo", 0.5, 0.51),
+        span("pulumirpc.ResourceMonitor/RegisterResource", 0.9, 1.0),
+        span("pulumirpc.ResourceMonitor/RegisterResource", 1.1, 1.6),
+        span("newPlugin", 0.95, 1.05),
+        span("pulumirpc.ResourceProvider/Configure", 1.05, 1.2),
+        span("pulumirpc.ResourceProvider/Check", 1.2, 1.25),
+        span("pulumirpc.ResourceProvider/Check", 1.3, 1.32),
+        span("pulumirpc.ResourceProvider/Update", 1.4, 1.5),
+        span("/pulumirpc.ResourceProvider/Update", 1.41, 1.49, service="pulumi-resource-provider"),
+    ]
+    found = {p["phase"]: round(p["seconds"], 3) for p in phases(spans)}
+    assert found == {
+        "CLI start-up, until its first output": 0.25,
+        "state read, plugins, until the program starts": 0.05,
+        "Python program (language runtime Run)": 1.6,
+        "- interpreter start, import pulumi": 0.2,
+        "- program imports and body, until its first registration": 0.4,
+        "- registrations, steps and provider calls": 0.7,
+        "- - provider start and Configure": 0.25,
+        "- - provider Check x2 (sum of calls)": 0.07,
+        "- - provider Update x1 (sum of calls)": 0.1,
+        "- program exit": 0.3,
+        "after the program: state write, summary": 0.1,
+        "total (traced)": 2.0,
+    }
+    assert phases([]) == []
+    text = side_by_side({"a": phases(spans), "b": phases(spans[:3])})
+    assert "| - program exit | 0.30 | - |" in text
+
+
+def test_trace_reads_otlp_json_lines() -> None:
+    from bench.trace import read_spans
+
+    line = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "pulumi-cli"}}]
+                    },
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "name": "pulumi",
+                                    "startTimeUnixNano": "1000000000",
+                                    "endTimeUnixNano": "3500000000",
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    (only,) = read_spans([line, ""])
+    assert (only.service, only.name, only.seconds) == ("pulumi-cli", "pulumi", 2.5)
+
+
+def test_breakglass_patch_checks_names_before_it_writes(tmp_path: Any) -> None:
+    from bench.experiments.breakglass import patch_ops, settings
+
+    assert patch_ops("web", 1) == [
+        {"op": "test", "path": "/spec/rules/1/backendRefs/0/name", "value": "web-stable"},
+        {"op": "test", "path": "/spec/rules/1/backendRefs/1/name", "value": "web-canary"},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 100},
+        {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 0},
+    ]
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: demo\nconfig:\n  appName: {type: string, default: podinfo}\n"
+        "  canaryHeader: {type: string, default: 'x-canary: true'}\n"
+    )
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  demo:appName: web\n  other:key: 1\n")
+    assert settings(tmp_path, "dev") == ("demo", {"appName": "web", "canaryHeader": "x-canary: true"})
+    assert settings(tmp_path, "missing") == ("demo", {"appName": "podinfo", "canaryHeader": "x-canary: true"})
