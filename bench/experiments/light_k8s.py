@@ -5,13 +5,16 @@ Importing this module installs stand-ins for those two modules in sys.modules, b
 pulumi_kubernetes. Each stand-in class registers the object exactly as the generated class does (same type
 token, same inputs, the SDK's default provider version, the same aliases), but as a plain
 pulumi.CustomResource: state, URNs and provider calls stay the same, so an existing stack sees no change.
-Only what canary/component.py uses is provided.
+Only the three kinds every release has are provided; anything else (Secret, ServiceAccount, ...) is taken
+from the real module, imported on first use, so the experiment never changes what is registered.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -46,6 +49,28 @@ def _object_class(type_token: str, api_version: str, kind: str, aliases: list[st
     return KubernetesObject
 
 
+def _fallback(name: str, shim: types.ModuleType) -> Callable[[str], Any]:
+    """A module __getattr__: attributes the shim lacks come from the real module, imported once."""
+
+    def __getattr__(attr: str) -> Any:
+        real = shim.__dict__.get("_real")
+        if real is None:
+            del sys.modules[name]
+            parent_name, _, child = name.rpartition(".")
+            try:
+                real = importlib.import_module(name)
+            finally:
+                sys.modules[name] = shim
+                # Importing the real module rebinds it on its parent package: point that back at the shim.
+                parent = sys.modules.get(parent_name)
+                if parent is not None:
+                    setattr(parent, child, shim)
+            shim._real = real  # type: ignore[attr-defined]
+        return getattr(real, attr)
+
+    return __getattr__
+
+
 def install() -> None:
     core = types.ModuleType("pulumi_kubernetes.core.v1")
     core.Namespace = _object_class("kubernetes:core/v1:Namespace", "v1", "Namespace")  # type: ignore[attr-defined]
@@ -61,8 +86,9 @@ def install() -> None:
             "kubernetes:extensions/v1beta1:Deployment",
         ],
     )
-    sys.modules.setdefault("pulumi_kubernetes.core.v1", core)
-    sys.modules.setdefault("pulumi_kubernetes.apps.v1", apps)
+    for module in (core, apps):
+        module.__getattr__ = _fallback(module.__name__, module)  # type: ignore[method-assign]
+        sys.modules.setdefault(module.__name__, module)
 
 
 install()

@@ -341,3 +341,20 @@ def test_breakglass_patch_checks_names_before_it_writes(tmp_path: Any) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  demo:appName: web\n  other:key: 1\n")
     assert settings(tmp_path, "dev") == ("demo", {"appName": "web", "canaryHeader": "x-canary: true"})
     assert settings(tmp_path, "missing") == ("demo", {"appName": "podinfo", "canaryHeader": "x-canary: true"})
+
+
+def test_light_k8s_falls_back_to_the_real_module_for_other_kinds() -> None:
+    """Kinds the experiment does not replace come from the real module; the replaced ones stay replaced."""
+    code = (
+        "import bench.experiments.light_k8s\n"
+        "import pulumi_kubernetes as k\n"
+        "print(k.core.v1.Secret.__module__, k.core.v1.Service.__module__, k.apps.v1.Deployment.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out == [
+        "pulumi_kubernetes.core.v1.Secret",
+        "bench.experiments.light_k8s",
+        "bench.experiments.light_k8s",
+    ]
