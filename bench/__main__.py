@@ -52,7 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--methods", type=_names, default=rollback.DEFAULT_METHODS, help="rollback methods (default: all)"
     )
     p.add_argument(
-        "--step-rounds", type=int, default=None, help="step rounds, every variant once each (default 5)"
+        "--step-rounds", type=int, default=None, help="step rounds, every variant once each (default 3)"
     )
     p.add_argument(
         "--variants",
@@ -61,7 +61,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"step variants (default {','.join(step.DEFAULT_VARIANTS)}; also: {','.join(step.VARIANTS)})",
     )
     p.add_argument("--sizes", type=_ints, default=None, help="releases per scaling stack (default 1,10,50)")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per size and operation (default 3)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per size and operation (default 2)")
     p.add_argument(
         "--parallel",
         type=int,
@@ -79,9 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = args.quick
     args.rounds = args.rounds if args.rounds is not None else (2 if quick else 10)
-    args.step_rounds = args.step_rounds if args.step_rounds is not None else (1 if quick else 5)
+    args.step_rounds = args.step_rounds if args.step_rounds is not None else (1 if quick else 3)
     args.sizes = args.sizes if args.sizes is not None else ([1, 10] if quick else [1, 10, 50])
-    args.reps = args.reps if args.reps is not None else (1 if quick else 3)
+    args.reps = args.reps if args.reps is not None else (1 if quick else 2)
     args.program_reps = args.program_reps if args.program_reps is not None else (2 if quick else 5)
     unknown = [s for s in args.only if s not in SECTIONS]
     unknown += [m for m in args.methods if m not in rollback.METHODS]

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bench import scaling
 from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, summary
 
 PROVIDER = "pulumi-resource-kubernetes"
@@ -140,7 +141,7 @@ def derive_scaling(raw: dict[str, Any]) -> dict[str, Any]:
     runs = raw.get("runs", [])
     sizes = sorted({r["size"] for r in runs})
     ops: dict[str, Any] = {}
-    for op in ["create", "preview-change", "up-change", "preview", "up-noop", "destroy"]:
+    for op in scaling.OPERATIONS:
         mine = [r for r in runs if r["op"] == op]
         if not mine:
             continue
@@ -437,7 +438,7 @@ def scaling_markdown(d: dict[str, Any]) -> str:
             ["operation", "process", *[f"N={s}" for s in sizes], "MiB per release"], mem_rows
         )
     cpu_rows = []
-    for op in ("preview", "up-noop", "up-change"):
+    for op in ("preview", "up-noop", "up-change", "up-change-skip-checkpoints"):
         if op not in d["ops"]:
             continue
         f = d["ops"][op]

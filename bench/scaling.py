@@ -6,6 +6,8 @@ cluster): the creating `pulumi up`, then `reps` rounds of
 - up-change: the `pulumi up --yes --skip-preview` that applies it (N routes updated, checked in history);
 - preview: `pulumi preview` with nothing to do;
 - up-noop: `pulumi up --yes --skip-preview` with nothing to do;
+- up-change-skip-checkpoints: another N-route update, with PULUMI_SKIP_CHECKPOINTS=true (the local
+  backend otherwise rewrites the whole state file after every step: N full writes of an O(N) file);
 and finally the destroy. Wall time, CPU time and peak RSS of the engine, language host, Python program and
 provider. `parallel` adds `--parallel P` to every `pulumi up` and the destroy (default: the engine's own,
 4 x cores); `light` runs the program with bench/experiments/light_k8s (no typed Kubernetes classes).
@@ -21,7 +23,15 @@ from typing import Any
 from bench.measure import Run
 from bench.stacks import REPO, SCALE_PROJECT, Stack, changes, private_project, unique
 
-OPERATIONS = ["create", "preview-change", "up-change", "preview", "up-noop", "destroy"]
+OPERATIONS = [
+    "create",
+    "preview-change",
+    "up-change",
+    "up-change-skip-checkpoints",
+    "preview",
+    "up-noop",
+    "destroy",
+]
 
 
 def _record(
@@ -83,10 +93,19 @@ def run_size(
             if changes(stack.last_update()):
                 raise SystemExit(f"bench: a no-op update of {name} changed something")
             records.append(_record("up-noop", size, rep, noop))
+            weight = "5" if weight == "0" else "0"
+            stack.set_config({"canaryWeight": weight})
+            fast = stack.up("--skip-preview", *more, env={"PULUMI_SKIP_CHECKPOINTS": "true"})
+            fast_changes = changes(stack.last_update())
+            if fast_changes != {"update": size}:
+                raise SystemExit(
+                    f"bench: moving {size} canaries changed {fast_changes}, not {size} route updates"
+                )
+            records.append(_record("up-change-skip-checkpoints", size, rep, fast, fast_changes))
             line = (
                 f"  scale {size} rep {rep + 1}/{reps}: preview-change {preview.seconds:.1f}s, "
                 f"up-change {up.seconds:.1f}s, preview {noop_preview.seconds:.1f}s, "
-                f"up-noop {noop.seconds:.1f}s"
+                f"up-noop {noop.seconds:.1f}s, up-change without checkpoints {fast.seconds:.1f}s"
             )
             log(line)
     finally:

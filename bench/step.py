@@ -56,7 +56,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("light", ["--skip-preview"], light=True),
     ]
 }
-DEFAULT_VARIANTS = ["skip-preview", "preview", "target", "skip-checkpoints", "light"]
+DEFAULT_VARIANTS = ["skip-preview", "preview", "skip-checkpoints", "light"]
 
 FROM_WEIGHT, TO_WEIGHT = "5", "25"
 

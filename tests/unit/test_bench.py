@@ -226,7 +226,7 @@ def test_arguments_quick_defaults_and_overrides() -> None:
     quick = parse_args(["--quick"])
     assert (quick.rounds, quick.step_rounds, quick.sizes, quick.reps) == (2, 1, [1, 10], 1)
     full = parse_args([])
-    assert (full.rounds, full.step_rounds, full.sizes, full.reps) == (10, 5, [1, 10, 50], 3)
+    assert (full.rounds, full.step_rounds, full.sizes, full.reps) == (10, 3, [1, 10, 50], 2)
     custom = parse_args(["--quick", "--rounds", "4", "--sizes", "1,5", "--only", "scale"])
     assert (custom.rounds, custom.sizes, custom.only) == (4, [1, 5], ["scale"])
     with pytest.raises(SystemExit):
