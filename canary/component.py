@@ -141,8 +141,9 @@ class CanaryRelease(pulumi.ComponentResource):
 
         self.deployments: dict[Track, kubernetes.apps.v1.Deployment] = {}
         self.services: dict[Track, kubernetes.core.v1.Service] = {}
-        # How long the provider's await may wait for a Deployment to become Available: the engine's own
-        # timeout, not a field of the object, so changing it changes no live object.
+        # How long the provider's await may wait for a Deployment to become Available, and for its Service
+        # to select a ready pod: the engine's own timeout, not a field of any object, so changing it
+        # changes no live object.
         timeout = f"{args.rollout_timeout}s"
         rollout_timeouts = pulumi.ResourceOptions(
             custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
@@ -160,7 +161,7 @@ class CanaryRelease(pulumi.ComponentResource):
                 f"{name}-{track}",
                 metadata=service["metadata"],
                 spec=service["spec"],
-                opts=self._child(scoped),
+                opts=pulumi.ResourceOptions.merge(self._child(scoped), rollout_timeouts),
             )
 
         self.gateway: kubernetes.apiextensions.CustomResource | None = None

@@ -1,4 +1,5 @@
-"""Faults lose nothing: an apiserver outage, a killed `pulumi`, two updates at once, and a hand-edited route.
+"""Faults lose nothing: a canary that never gets ready, a killed `pulumi`, two updates at once, and a
+hand-edited route.
 
 Each test deploys a release, breaks something in the middle of a real `pulumi up`, then follows the
 recovery the README documents and checks that the stack converges: the live objects match the config, a
@@ -18,12 +19,11 @@ from pathlib import Path
 import pytest
 
 from canary.live import route_state
-from tests.integration.harness import REPO, Kube, PulumiStack, release_project, unique
+from tests.integration.harness import Kube, PulumiStack, release_project, unique
 
 APP = "faulty"
 V1, V2 = "registry.example/faulty:1.0.0", "registry.example/faulty:1.1.0"
 ROUTE = "httproute.gateway.networking.k8s.io"
-APISERVER_PID = REPO / ".cluster" / "kwok" / "clusters" / "gateway-canary" / "pids" / "kube-apiserver.pid"
 
 
 @pytest.fixture
@@ -71,30 +71,6 @@ def assert_converged(stack: PulumiStack, kube: Kube, canary_weight: int) -> None
         dep = kube.get("deployment", f"{APP}-{track}", ns)
         assert dep is not None and dep["status"].get("availableReplicas") == 1, (track, dep and dep["status"])
     stack.preview("--expect-no-changes", "--refresh").check()
-
-
-def test_apiserver_outage_mid_update_fails_cleanly_and_next_up_converges(
-    stack: PulumiStack, kube: Kube, env: dict[str, str]
-) -> None:
-    if not APISERVER_PID.exists():
-        pytest.fail(f"this test needs the local cluster's kube-apiserver ({APISERVER_PID} is missing)")
-    ns = namespace_of(stack)
-    # rolloutTimeout bounds how long the provider keeps retrying against the dead apiserver.
-    stack.set_config({"canaryImage": V2, "canaryWeight": "5", "rolloutTimeout": "20"})
-    proc = start_up(stack)
-    try:
-        wait_for(lambda: kube.get("deployment", f"{APP}-canary", ns) is not None, what="canary Deployment")
-        os.kill(int(APISERVER_PID.read_text().strip()), signal.SIGKILL)
-        output, _ = proc.communicate(timeout=600)
-    finally:
-        subprocess.run(["bash", "scripts/cluster.sh", "restart"], cwd=REPO, env=env, check=True)
-    assert proc.returncode != 0, f"the update survived an apiserver outage?\n{output}"
-    assert "error" in output.lower()
-
-    stack.up(message="after outage").check()
-    assert_converged(stack, kube, canary_weight=5)
-    results = [h["result"] for h in reversed(stack.history())]
-    assert results == ["succeeded", "failed", "succeeded"], results
 
 
 def test_canary_that_never_becomes_ready_fails_the_update_and_moves_no_traffic(
