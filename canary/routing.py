@@ -32,6 +32,10 @@ from canary.weights import decimals, split_weights
 from canary.workload import SERVICE_PORT, Manifest, Track, object_name
 
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+"""Pulumi is the one writer of the route: with server-side apply, a hand edit (`kubectl patch`) makes kubectl
+the owner of `spec.rules`, and the next apply would fail on the field conflict. Forcing takes the fields back,
+so `pulumi up` restores the declared weights instead of refusing."""
 HTTP_PORT = 80
 HTTPS_PORT = 443
 
@@ -149,7 +153,11 @@ def route_manifest(args: CanaryReleaseArgs) -> Manifest:
     return {
         "apiVersion": GATEWAY_API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": {"name": route_name(args.app_name), "namespace": args.namespace},
+        "metadata": {
+            "name": route_name(args.app_name),
+            "namespace": args.namespace,
+            "annotations": {PATCH_FORCE_ANNOTATION: "true"},
+        },
         "spec": spec,
     }
 

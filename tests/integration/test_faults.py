@@ -113,9 +113,7 @@ def test_killed_pulumi_is_recovered_by_the_documented_steps(stack: PulumiStack, 
     state = json.loads(stack.pulumi("stack", "export").check().stdout)
     pending = state["deployment"].get("pending_operations") or []
     print("pending operations after the kill:", [(p["type"], p["resource"]["urn"]) for p in pending])
-    stack.pulumi(
-        "refresh", "--yes", "--skip-preview", "--import-pending-creates", *_pending_imports(pending)
-    ).check()
+    stack.pulumi("refresh", "--yes", "--skip-preview", *_pending_imports(pending)).check()
     stack.up(message="after kill").check()
     assert_converged(stack, kube, canary_weight=5)
     messages = [h.get("message") for h in reversed(stack.history()) if h["kind"] == "update"]

@@ -82,7 +82,11 @@ def test_route_manifest_names_namespace_and_sorted_hostnames() -> None:
     route = route_manifest(release_args(hostnames=["b.example.com", "a.example.com"], namespace="shop"))
     assert route["apiVersion"] == GATEWAY_API_VERSION
     assert route["kind"] == "HTTPRoute"
-    assert route["metadata"] == {"name": "podinfo", "namespace": "shop"}
+    assert route["metadata"] == {
+        "name": "podinfo",
+        "namespace": "shop",
+        "annotations": {"pulumi.com/patchForce": "true"},
+    }
     assert route["spec"]["hostnames"] == ["a.example.com", "b.example.com"]
     assert route["spec"]["parentRefs"] == [{"name": "podinfo-gateway"}]
 
