@@ -6,7 +6,8 @@ HTTPRoute: time since start, stable %, canary %, what the step did, and how long
 
 Walk: stable v1 -> canary v2 header-only -> 5 -> 25 -> 50 -> 100 -> promote, then a second canary v3 at 25%
 and an instant rollback. Re-running converges from whatever state the stack is in: the first step declares
-the steady state again, so an interrupted run is simply continued.
+the steady state again (with a refresh, so a recreated cluster is fine), so an interrupted run is simply
+continued.
 
 The demo works in its own copy of the project, `.state/demo/` (Pulumi.yaml and __main__.py copied fresh, the
 stack file Pulumi.dev.yaml kept between runs), so it never edits the checkout's stack files; that folder is
@@ -95,11 +96,14 @@ def main() -> int:
     print(header)
     print("-" * 72)
     started = time.monotonic()
-    for step in STEPS:
+    for index, step in enumerate(STEPS):
         t0 = time.monotonic()
         for key, value in step.config.items():
             pulumi("config", "set", key, value)
-        pulumi("up", "--yes", "--skip-preview", "--message", step.action)
+        # The first step refreshes: if the cluster was recreated since the last run (make cluster-down/up),
+        # the stack's state names objects that no longer exist, and a refresh drops them so they are created.
+        refresh = ["--refresh"] if index == 0 else []
+        pulumi("up", "--yes", "--skip-preview", *refresh, "--message", step.action)
         took = time.monotonic() - t0
         state = live.route(APP, NAMESPACE)
         if state is None:
