@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -10,12 +9,12 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary.live import route_state
+from canary.live import json_stream, route_state
 
 ROUTE_KIND = "httproute.gateway.networking.k8s.io"
 
@@ -178,22 +177,6 @@ def timed(
 
 def check(run: Run, what: str) -> Run:
     return run.check(what)
-
-
-def json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Objects from concatenated, pretty-printed JSON documents (`kubectl get --watch -o json`)."""
-    decoder = json.JSONDecoder()
-    buffer = ""
-    for line in lines:
-        buffer += line
-        while buffer.strip():
-            try:
-                obj, end = decoder.raw_decode(buffer.lstrip())
-            except json.JSONDecodeError:
-                break
-            buffer = buffer.lstrip()[end:]
-            if isinstance(obj, dict):
-                yield obj
 
 
 @dataclass(frozen=True)

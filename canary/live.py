@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -91,6 +92,22 @@ def route_state(route: Manifest, app_name: str) -> RouteState:
         resource_version=str(meta.get("resourceVersion", "")),
         generation=int(meta.get("generation", 0)),
     )
+
+
+def json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Objects from concatenated, pretty-printed JSON documents (`kubectl get --watch -o json`)."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for line in lines:
+        buffer += line
+        while buffer.strip():
+            try:
+                obj, end = decoder.raw_decode(buffer.lstrip())
+            except json.JSONDecodeError:
+                break
+            buffer = buffer.lstrip()[end:]
+            if isinstance(obj, dict):
+                yield obj
 
 
 class LiveReader:

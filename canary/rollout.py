@@ -17,7 +17,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
@@ -30,7 +30,7 @@ from pulumi import automation as auto
 
 from canary.config import CanaryReleaseArgs, ConfigError, parse_config
 from canary.history import FAILED, IN_PROGRESS, HistoryEntry, format_time
-from canary.live import LiveReader, RouteState, route_state
+from canary.live import LiveReader, RouteState, json_stream, route_state
 from canary.weights import decimals, format_percent, parse_percent
 from canary.workload import Track, object_name
 
@@ -842,7 +842,7 @@ class RouteWatch:
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
-        for obj in _json_stream(self._proc.stdout):
+        for obj in json_stream(self._proc.stdout):
             state = route_state(obj, self._app)
             with self._changed:
                 self._seen.append((time.monotonic(), state))
@@ -868,19 +868,3 @@ class RouteWatch:
         except subprocess.TimeoutExpired:
             self._proc.kill()
         self._thread.join(timeout=10)
-
-
-def _json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Objects from a stream of concatenated, pretty-printed JSON documents (kubectl --watch -o json)."""
-    decoder = json.JSONDecoder()
-    buffer = ""
-    for line in lines:
-        buffer += line
-        while buffer.strip():
-            try:
-                obj, end = decoder.raw_decode(buffer.lstrip())
-            except json.JSONDecodeError:
-                break
-            buffer = buffer.lstrip()[end:]
-            if isinstance(obj, dict):
-                yield obj

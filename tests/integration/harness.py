@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canary.live import json_stream
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -178,17 +180,8 @@ class Watch:
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
-        decoder = json.JSONDecoder()
-        buffer = ""
-        for line in self._proc.stdout:
-            buffer += line
-            while buffer.strip():
-                try:
-                    event, end = decoder.raw_decode(buffer.lstrip())
-                except json.JSONDecodeError:
-                    break
-                buffer = buffer.lstrip()[end:]
-                self.events.append((event["type"], event["object"]))
+        for event in json_stream(self._proc.stdout):
+            self.events.append((event["type"], event["object"]))
 
     def stop(self) -> list[tuple[str, dict[str, Any]]]:
         self._proc.terminate()

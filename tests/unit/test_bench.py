@@ -9,9 +9,10 @@ import pytest
 
 from bench import report
 from bench.__main__ import derive, markdown, parse_args
-from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, json_stream, role, summary
+from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, role, summary
 from bench.program import parse_importtime, top_packages
 from bench.rollback import rollback_patch, rotated
+from canary.live import json_stream
 
 
 def test_roles_from_command_lines() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from canary.component import render
 from canary.history import HistoryEntry
-from canary.live import RouteState, route_state
+from canary.live import RouteState, json_stream, route_state
 from canary.rollout import (
     ROUTE_TYPE,
     STACK_TYPE,
@@ -20,7 +20,6 @@ from canary.rollout import (
     PulumiFailed,
     Refused,
     StackState,
-    _json_stream,
     apply_change,
     check_last_update,
     deployed_from_outputs,
@@ -382,7 +381,7 @@ def test_op_counts_takes_enum_or_string_keys() -> None:
 def test_json_stream_splits_pretty_printed_documents() -> None:
     docs = [{"a": 1, "b": {"c": [1, 2]}}, {"a": 2}]
     text = "".join(json.dumps(d, indent=4) + "\n" for d in docs)
-    assert list(_json_stream(io.StringIO(text))) == docs
+    assert list(json_stream(io.StringIO(text))) == docs
 
 
 def test_project_defaults_match_what_the_engine_passes() -> None:
