@@ -64,14 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "status", parents=[shared], help="live rollout state: phase, weights, images, replicas, drift"
     )
-    commands.add_parser(
-        "step", parents=[shared], help="move the canary to the next weight of canaryPlan (with preview)"
+    updating = argparse.ArgumentParser(add_help=False)
+    updating.add_argument(
+        "--deadline",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="interrupt `pulumi up` (as Ctrl-C does) if it is still running after this long "
+        "(default: rolloutTimeout + 900)",
     )
     commands.add_parser(
-        "rollback", parents=[shared], help="canary weight to 0 now (route only; canary pods stay warm)"
+        "step",
+        parents=[shared, updating],
+        help="move the canary to the next weight of canaryPlan (with preview)",
     )
     commands.add_parser(
-        "promote", parents=[shared], help="make the canary image the stable image and remove the canary"
+        "rollback",
+        parents=[shared, updating],
+        help="canary weight to 0 now (route only; canary pods stay warm)",
+    )
+    commands.add_parser(
+        "promote",
+        parents=[shared, updating],
+        help="make the canary image the stable image and remove the canary",
     )
     history = commands.add_parser("history", parents=[shared], help="the rollout timeline from stack history")
     history.add_argument("--plot", type=Path, metavar="FILE.png", help="draw canary weight over time")
@@ -80,6 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--markdown", action="store_true", help="print a block for a pull-request comment")
     return parser
+
+
+def positive_seconds(text: str) -> float:
+    """--deadline's value: a number of seconds above zero."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
+def deadline_of(args: argparse.Namespace, config: CanaryReleaseArgs) -> float:
+    """--deadline, or the default for this config (rollout.update_deadline)."""
+    given: float | None = getattr(args, "deadline", None)
+    return given if given is not None else rollout.update_deadline(config)
 
 
 class Printer:
@@ -329,6 +360,7 @@ def _run_change(
         change,
         state.deployed,
         confirm=confirmer(args, printer, f"Run `pulumi up` for {change.message!r}?"),
+        deadline=deadline_of(args, config),
         on_output=printer.pulumi_line,
         on_error=printer.error_line,
     )
@@ -365,7 +397,12 @@ def cmd_rollback(release: Release, args: argparse.Namespace, printer: Printer) -
     if not ask(args, printer, f"Roll back now ({change.message!r})?"):
         raise Refused("not confirmed: nothing changed")
     timing = rollout.rollback(
-        release, change, state, on_output=printer.pulumi_line, on_error=printer.error_line
+        release,
+        change,
+        state,
+        deadline=deadline_of(args, config),
+        on_output=printer.pulumi_line,
+        on_error=printer.error_line,
     )
     printer.say("")
     if timing.live_zero_seconds is None:

@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
@@ -29,6 +30,7 @@ import yaml
 from pulumi import automation as auto
 
 from canary.config import CanaryReleaseArgs, ConfigError, parse_config
+from canary.deadline import DeadlineCommand, DeadlineExceeded
 from canary.history import FAILED, IN_PROGRESS, HistoryEntry, format_time
 from canary.live import LiveReader, RouteState, json_stream, route_state
 from canary.weights import decimals, format_percent, parse_percent
@@ -585,14 +587,17 @@ class Release:
         if not (cwd / "Pulumi.yaml").is_file() and not (cwd / "Pulumi.yml").is_file():
             raise UsageProblem(f"no Pulumi.yaml in {cwd}: pass --cwd with the project directory")
         try:
+            command = DeadlineCommand()
             if stack_name is None:
-                current = auto.LocalWorkspace(work_dir=str(cwd)).stack()
+                current = auto.LocalWorkspace(work_dir=str(cwd), pulumi_command=command).stack()
                 if current is None:
                     raise UsageProblem(
                         f"no stack selected in {cwd}: pass --stack or run `pulumi stack select`"
                     )
                 stack_name = current.name
-            stack = auto.select_stack(stack_name, work_dir=str(cwd))
+            stack = auto.select_stack(
+                stack_name, work_dir=str(cwd), opts=auto.LocalWorkspaceOptions(pulumi_command=command)
+            )
         except auto.StackNotFoundError as err:
             raise UsageProblem(
                 f"no stack named {stack_name!r} in project {cwd}: {_first_error(err)}"
@@ -720,23 +725,66 @@ class Release:
         *,
         target: list[str] | None = None,
         refresh: bool = False,
+        deadline: float | None = None,
         on_output: OnOutput | None = None,
         on_error: OnOutput | None = None,
     ) -> float:
-        """Run the update (no second preview), streaming Pulumi's output; returns its duration in seconds."""
+        """Run the update (no second preview), streaming Pulumi's output; returns its duration in seconds.
+
+        With a `deadline` (seconds), an update still running after it is interrupted like Ctrl-C (see
+        canary.deadline for why that can happen) and reported as failed."""
+        command = self.stack.workspace.pulumi_command
+        if deadline is not None and not isinstance(command, DeadlineCommand):
+            raise TypeError("a deadline needs a Release opened with Release.open")
         started = time.monotonic()
         try:
-            self.stack.up(
-                message=message,
-                target=target,
-                refresh=refresh or None,
-                color="never",
-                on_output=on_output,
-                on_error=on_error,
-            )
+            with command.deadline(deadline) if isinstance(command, DeadlineCommand) else nullcontext():
+                self.stack.up(
+                    message=message,
+                    target=target,
+                    refresh=refresh or None,
+                    color="never",
+                    on_output=on_output,
+                    on_error=on_error,
+                )
+        except DeadlineExceeded as over:
+            raise PulumiFailed("pulumi up", deadline_advice(over), streamed=on_output is not None) from over
         except auto.CommandError as err:
             raise PulumiFailed("pulumi up", str(err), streamed=on_output is not None) from err
         return time.monotonic() - started
+
+
+def update_deadline(config: CanaryReleaseArgs) -> float:
+    """How long one `pulumi up` of `canary` may run before it is interrupted, in seconds.
+
+    Before the route changes, an update waits once for readiness (the Deployments and Services wait side by
+    side, each bounded by rolloutTimeout); a promote then removes the canary, whose delete the provider
+    waits for up to its default of 10 minutes. The deadline is that plus 5 minutes for everything else: it
+    is a backstop for the waits nothing else bounds (canary.deadline), never the normal way to fail.
+    """
+    return float(config.rollout_timeout + 600 + 300)
+
+
+def deadline_advice(over: DeadlineExceeded) -> str:
+    """What happened and what to do, for an update stopped at its deadline."""
+    if over.killed:
+        then = (
+            "It did not stop within the grace period after the interrupt and was killed, so its lock and "
+            "any pending operations are still in the stack: follow the recovery after a killed `pulumi up` "
+            "in the README (RELIABILITY): `pulumi cancel`, then `pulumi refresh` with "
+            "--import-pending-creates for each pending create."
+        )
+    else:
+        then = (
+            "The update is recorded as failed and the stack lock is released; no operation was left "
+            "pending. The usual cause is an apiserver that stopped answering: check "
+            "`kubectl get --raw /readyz`, then `canary status`, then run the command again."
+        )
+    output = "\n".join(part for part in (over.result.stdout, over.result.stderr) if part)
+    return (
+        f"pulumi up was still running {over.deadline:.0f}s after it started, so it was interrupted as "
+        f"Ctrl-C does (--deadline sets this limit). {then}\n{output}"
+    )
 
 
 def _first_error(err: Exception) -> str:
@@ -756,6 +804,7 @@ def apply_change(
     before: Deployed | None,
     *,
     confirm: Confirm,
+    deadline: float | None = None,
     on_output: OnOutput | None = None,
     on_error: OnOutput | None = None,
 ) -> Applied:
@@ -774,7 +823,7 @@ def apply_change(
     if not confirmed:
         release.restore_config(snapshot)
         raise Refused(f"not confirmed: nothing changed ({change.message!r} not run)")
-    seconds = release.up(change.message, on_output=on_output, on_error=on_error)
+    seconds = release.up(change.message, deadline=deadline, on_output=on_output, on_error=on_error)
     return Applied(change, report, seconds)
 
 
@@ -783,6 +832,7 @@ def rollback(
     change: Change,
     state: StackState,
     *,
+    deadline: float | None = None,
     on_output: OnOutput | None = None,
     on_error: OnOutput | None = None,
     settle_timeout: float = 30.0,
@@ -804,6 +854,7 @@ def rollback(
             change.message,
             target=[state.route_urn],
             refresh=change.from_percent == 0,
+            deadline=deadline,
             on_output=on_output,
             on_error=on_error,
         )

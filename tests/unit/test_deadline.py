@@ -1,0 +1,94 @@
+"""canary.deadline against real child processes that behave like `pulumi up` does on SIGINT (or refuse to)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi import automation as auto
+
+from canary.cli import positive_seconds
+from canary.deadline import DeadlineExceeded, run_with_deadline
+from canary.rollout import deadline_advice, update_deadline
+from tests.unit.helpers import release_args
+
+# A stand-in for the Pulumi CLI: prints, then waits; on SIGINT it says so and exits 1 as Pulumi does after
+# cancelling, or (IGNORE=1) keeps running, like a process that does not honour the interrupt.
+FAKE_PULUMI = """
+import os, signal, sys, time
+def cancel(*_):
+    print("^C received; cancelling.", flush=True)
+    sys.exit(1)
+signal.signal(signal.SIGINT, signal.SIG_IGN if os.environ.get("IGNORE") == "1" else cancel)
+print("updating", flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+time.sleep(float(os.environ.get("SLEEP", "60")))
+sys.exit(int(os.environ.get("CODE", "0")))
+"""
+
+
+def run_fake(tmp_path: Path, deadline: float, grace: float = 5.0, **env: str) -> auto.CommandResult:
+    script = tmp_path / "fake_pulumi.py"
+    script.write_text(FAKE_PULUMI)
+    seen: list[str] = []
+    return run_with_deadline(
+        [sys.executable, str(script)],
+        cwd=str(tmp_path),
+        env={**os.environ, **env},
+        deadline=deadline,
+        grace=grace,
+        on_output=seen.append,
+    )
+
+
+def test_a_command_that_finishes_in_time_returns_its_output(tmp_path: Path) -> None:
+    result = run_fake(tmp_path, deadline=30, SLEEP="0")
+    assert (result.code, result.stdout, result.stderr) == (0, "updating", "to stderr")
+
+
+def test_a_failing_command_raises_the_automation_api_error(tmp_path: Path) -> None:
+    with pytest.raises(auto.CommandError) as failure:
+        run_fake(tmp_path, deadline=30, SLEEP="0", CODE="3")
+    assert "code: 3" in str(failure.value)
+
+
+def test_past_the_deadline_the_command_gets_one_interrupt_and_its_output_is_kept(tmp_path: Path) -> None:
+    with pytest.raises(DeadlineExceeded) as over:
+        run_fake(tmp_path, deadline=1.0)
+    assert not over.value.killed
+    assert over.value.result.code == 1
+    assert over.value.result.stdout.splitlines() == ["updating", "^C received; cancelling."]
+
+
+def test_a_command_that_ignores_the_interrupt_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    with pytest.raises(DeadlineExceeded) as over:
+        run_fake(tmp_path, deadline=1.0, grace=1.0, IGNORE="1")
+    assert over.value.killed
+    assert over.value.result.code == -9
+
+
+def test_advice_tells_whether_the_lock_is_released_or_the_kill_recovery_is_needed() -> None:
+    result = auto.CommandResult(stdout="out", stderr="err", code=1)
+    interrupted = deadline_advice(DeadlineExceeded(42, result, killed=False))
+    assert "42s" in interrupted and "lock is released" in interrupted and interrupted.endswith("out\nerr")
+    killed = deadline_advice(DeadlineExceeded(42, result, killed=True))
+    assert "pulumi cancel" in killed and "--import-pending-creates" in killed
+
+
+def test_default_deadline_follows_rollout_timeout() -> None:
+    assert update_deadline(release_args(rolloutTimeout=60)) == 60 + 900
+    assert update_deadline(release_args(rolloutTimeout=600)) == 600 + 900
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "abc", "", "nan", "inf"])
+def test_deadline_option_rejects_what_is_not_a_positive_number_of_seconds(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a number of seconds above 0"):
+        positive_seconds(text)
+
+
+def test_deadline_option_accepts_seconds() -> None:
+    assert positive_seconds("90") == 90.0
+    assert positive_seconds("2.5") == 2.5
