@@ -3,17 +3,20 @@
 # Admission and authorization are real), controller-manager and scheduler, run as processes by
 # `kwokctl --runtime binary`, with kwok faking nodes and making pods Running/Ready. No containers run.
 #
-# Usage: scripts/cluster.sh up|down|restart|status
+# Usage: scripts/cluster.sh up|down|status|kill-apiserver|start-apiserver
 #   up      start (a no-op when already up), install the Gateway API standard CRDs and a GatewayClass
 #   down    stop and delete everything the cluster left (processes, PKI, etcd data)
-#   restart stop and start every component, keeping etcd's data (fault tests use it to recover)
 #   status  exit 0 when the apiserver answers
-# Kubeconfig: .cluster/kubeconfig. Cluster files: .cluster/kwok/.
+#   kill-apiserver   SIGKILL kube-apiserver (fault injection) and wait until it no longer answers; etcd,
+#           kwok, the controller-manager and the scheduler keep running, as in a control-plane outage
+#   start-apiserver  start it again with the command line it had, and wait until it answers
+# Kubeconfig: .cluster/kubeconfig. Cluster files: .cluster/kwok/. GATEWAY_CANARY_CLUSTER_DIR and
+# GATEWAY_CANARY_CLUSTER_NAME (scripts/lib.sh) place a second, private cluster elsewhere.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-NAME=gateway-canary
+NAME="$CLUSTER_NAME"
 KUBECONFIG_FILE="$CLUSTER_DIR/kubeconfig"
 export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
 BIN="$TOOLS_DIR/bin"
@@ -77,7 +80,7 @@ YAML
 up() {
   require_tools
   if is_up; then
-    log "cluster already up (kubeconfig: .cluster/kubeconfig)"
+    log "cluster already up (kubeconfig: $KUBECONFIG_FILE)"
   else
     # A stopped or half-created cluster from an earlier run is removed first.
     "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 || true
@@ -85,7 +88,9 @@ up() {
     write_stages
     log "starting kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION} ..."
     local started; started=$(date +%s)
-    # kwokctl takes the Kubernetes version (used for the components' flags) from the environment.
+    # kwokctl takes the Kubernetes version (used for the components' flags) from the environment. One
+    # controller-manager and one scheduler need no leader election; with it, both exit when the apiserver is
+    # down for more than their renew deadline (10s) and nothing here restarts them (kill-apiserver).
     KWOK_KUBE_VERSION="${KUBERNETES_VERSION}" "$BIN/kwokctl" create cluster --name "$NAME" --runtime binary \
       --etcd-binary "$BIN/etcd" \
       --kube-apiserver-binary "$BIN/kube-apiserver" \
@@ -93,6 +98,8 @@ up() {
       --kube-scheduler-binary "$BIN/kube-scheduler" \
       --kwok-controller-binary "$BIN/kwok" \
       --kube-admission=true --kube-authorization=true \
+      --extra-args kube-controller-manager=leader-elect=false \
+      --extra-args kube-scheduler=leader-elect=false \
       --kubeconfig "$KUBECONFIG_FILE" \
       --config "$CLUSTER_DIR/kwok-stages.yaml" \
       --wait 3m >"$CLUSTER_DIR/create.log" 2>&1 \
@@ -104,18 +111,41 @@ up() {
   log "ready: export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
-# restart: stop every component and start them again on the same etcd data (recovery after a fault test).
-restart() {
-  require_tools
-  "$BIN/kwokctl" stop cluster --name "$NAME" >>"$CLUSTER_DIR/create.log" 2>&1 || true
-  "$BIN/kwokctl" start cluster --name "$NAME" >>"$CLUSTER_DIR/create.log" 2>&1 \
-    || { tail -n 30 "$CLUSTER_DIR/create.log" >&2; die "kwokctl start cluster failed"; }
-  local i
-  for i in $(seq 1 60); do
-    is_up && { log "cluster restarted"; return 0; }
-    sleep 1
+apiserver_files() {
+  local cluster="$KWOK_WORKDIR/clusters/$NAME"
+  PIDFILE="$cluster/pids/kube-apiserver.pid"
+  ARGVFILE="$cluster/kube-apiserver.argv"
+  APISERVER_DIR="$cluster"
+}
+
+kill_apiserver() {
+  apiserver_files
+  [ -f "$PIDFILE" ] || die "no kube-apiserver pid file at $PIDFILE: is the cluster up?"
+  local pid i; pid=$(cat "$PIDFILE")
+  cp "/proc/$pid/cmdline" "$ARGVFILE"   # what start-apiserver runs again
+  kill -KILL "$pid"
+  for i in $(seq 1 100); do
+    is_up || { log "kube-apiserver killed"; return 0; }
+    sleep 0.1
   done
-  die "apiserver not ready 60s after restart"
+  die "kube-apiserver still answers 10s after SIGKILL"
+}
+
+start_apiserver() {
+  apiserver_files
+  [ -f "$ARGVFILE" ] || die "no saved kube-apiserver command line: run kill-apiserver first"
+  local argv i
+  mapfile -d '' -t argv <"$ARGVFILE"
+  # Its own session (like kwokctl's components). The shell writes its own pid (no newline: kwokctl parses
+  # it, and `down` kills by it), then becomes the apiserver.
+  setsid bash -c 'cd "$1" && printf %s $$ >"$2" && shift 2 && exec "$@"' _ "$APISERVER_DIR" "$PIDFILE" \
+    "${argv[@]}" >>"$APISERVER_DIR/logs/kube-apiserver.log" 2>&1 </dev/null &
+  disown
+  for i in $(seq 1 600); do
+    is_up && { rm -f "$ARGVFILE"; log "kube-apiserver started"; return 0; }
+    sleep 0.1
+  done
+  die "kube-apiserver not ready 60s after start (see $APISERVER_DIR/logs/kube-apiserver.log)"
 }
 
 down() {
@@ -129,7 +159,8 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  restart) restart ;;
   status) is_up ;;
-  *) echo "usage: $0 up|down|restart|status" >&2; exit 2 ;;
+  kill-apiserver) kill_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  *) echo "usage: $0 up|down|status|kill-apiserver|start-apiserver" >&2; exit 2 ;;
 esac

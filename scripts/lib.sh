@@ -5,7 +5,10 @@
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_DIR="$REPO/.tools"
 CACHE_ROOT="${GATEWAY_CANARY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gateway-canary}"
-CLUSTER_DIR="$REPO/.cluster"
+# The local cluster's files. A test that breaks a cluster on purpose (tests/integration/test_outage.py) starts a
+# private one elsewhere by setting GATEWAY_CANARY_CLUSTER_DIR and GATEWAY_CANARY_CLUSTER_NAME.
+CLUSTER_DIR="${GATEWAY_CANARY_CLUSTER_DIR:-$REPO/.cluster}"
+CLUSTER_NAME="${GATEWAY_CANARY_CLUSTER_NAME:-gateway-canary}"
 # shellcheck source=../tools/versions.env
 source "$REPO/tools/versions.env"
 

@@ -12,14 +12,17 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary.live import json_stream
+from canary.live import json_stream, route_state
 
 REPO = Path(__file__).resolve().parents[2]
+ROUTE = "httproute.gateway.networking.k8s.io"
 
 
 def project_env() -> dict[str, str]:
@@ -127,6 +130,18 @@ class PulumiStack:
     def preview(self, *args: str) -> Result:
         return self.pulumi("preview", *args)
 
+    def start_up(self) -> subprocess.Popen[str]:
+        """`pulumi up` in the background, in its own session (so a kill of its group takes its plugins)."""
+        return subprocess.Popen(
+            ["pulumi", "up", "--yes", "--skip-preview", "--stack", self.name, "--non-interactive"],
+            cwd=self.project_dir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
     def outputs(self) -> dict[str, Any]:
         return json.loads(self.pulumi("stack", "output", "--json").check().stdout)  # type: ignore[no-any-return]
 
@@ -140,6 +155,27 @@ class PulumiStack:
             return
         self.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
         self.pulumi("stack", "rm", "--yes", "--force")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_converged(stack: PulumiStack, kube: Kube, app: str, canary_weight: int) -> None:
+    """The live route has the weight, both Deployments are Available, a refreshing preview plans nothing."""
+    ns = str(stack.outputs()["namespace"])
+    route = kube.get(ROUTE, app, ns)
+    assert route is not None
+    assert route_state(route, app).canary_weight == canary_weight
+    for track in ("stable", "canary"):
+        dep = kube.get("deployment", f"{app}-{track}", ns)
+        assert dep is not None and dep["status"].get("availableReplicas") == 1, (track, dep and dep["status"])
+    stack.preview("--expect-no-changes", "--refresh").check()
 
 
 def copy_project(src: Path, dst: Path) -> Path:

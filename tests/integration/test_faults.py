@@ -11,19 +11,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from canary.live import route_state
-from tests.integration.harness import Kube, PulumiStack, release_project, unique
+from tests.integration.harness import (
+    ROUTE,
+    Kube,
+    PulumiStack,
+    assert_converged,
+    release_project,
+    unique,
+    wait_for,
+)
 
 APP = "faulty"
 V1, V2 = "registry.example/faulty:1.0.0", "registry.example/faulty:1.1.0"
-ROUTE = "httproute.gateway.networking.k8s.io"
 
 
 @pytest.fixture
@@ -38,39 +43,6 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[PulumiStack]:
 
 def namespace_of(stack: PulumiStack) -> str:
     return str(stack.outputs()["namespace"])
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def start_up(stack: PulumiStack) -> subprocess.Popen[str]:
-    """`pulumi up` in the background, in its own process group (so a kill takes its plugins too)."""
-    return subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, "--non-interactive"],
-        cwd=stack.project_dir,
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def assert_converged(stack: PulumiStack, kube: Kube, canary_weight: int) -> None:
-    ns = namespace_of(stack)
-    route = kube.get(ROUTE, APP, ns)
-    assert route is not None
-    assert route_state(route, APP).canary_weight == canary_weight
-    for track in ("stable", "canary"):
-        dep = kube.get("deployment", f"{APP}-{track}", ns)
-        assert dep is not None and dep["status"].get("availableReplicas") == 1, (track, dep and dep["status"])
-    stack.preview("--expect-no-changes", "--refresh").check()
 
 
 def test_canary_that_never_becomes_ready_fails_the_update_and_moves_no_traffic(
@@ -97,7 +69,7 @@ def test_canary_that_never_becomes_ready_fails_the_update_and_moves_no_traffic(
 def test_killed_pulumi_is_recovered_by_the_documented_steps(stack: PulumiStack, kube: Kube) -> None:
     ns = namespace_of(stack)
     stack.set_config({"canaryImage": V2, "canaryWeight": "5"})
-    proc = start_up(stack)
+    proc = stack.start_up()
     wait_for(lambda: kube.get("deployment", f"{APP}-canary", ns) is not None, what="canary Deployment")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -115,7 +87,7 @@ def test_killed_pulumi_is_recovered_by_the_documented_steps(stack: PulumiStack, 
     print("pending operations after the kill:", [(p["type"], p["resource"]["urn"]) for p in pending])
     stack.pulumi("refresh", "--yes", "--skip-preview", *_pending_imports(pending)).check()
     stack.up(message="after kill").check()
-    assert_converged(stack, kube, canary_weight=5)
+    assert_converged(stack, kube, APP, canary_weight=5)
     messages = [h.get("message") for h in reversed(stack.history()) if h["kind"] == "update"]
     assert messages[0] == "deploy stable" and messages[-1] == "after kill", messages
 
@@ -141,7 +113,7 @@ def _pending_imports(pending: list[dict]) -> list[str]:
 def test_second_concurrent_update_is_refused_by_the_stack_lock(stack: PulumiStack, kube: Kube) -> None:
     ns = namespace_of(stack)
     stack.set_config({"canaryImage": V2})
-    first = start_up(stack)
+    first = stack.start_up()
     wait_for(lambda: kube.get("deployment", f"{APP}-canary", ns) is not None, what="first update to start")
     second = stack.up()
     output, _ = first.communicate(timeout=600)
@@ -150,7 +122,7 @@ def test_second_concurrent_update_is_refused_by_the_stack_lock(stack: PulumiStac
 
     history = stack.history()
     assert [h["result"] for h in history] == ["succeeded", "succeeded"], history
-    assert_converged(stack, kube, canary_weight=0)
+    assert_converged(stack, kube, APP, canary_weight=0)
 
 
 def test_hand_edited_route_is_detected_and_restored(stack: PulumiStack, kube: Kube) -> None:
