@@ -1,7 +1,8 @@
 """Fixtures for the integration tests: the real Pulumi engine and provider against the local apiserver.
 
 Skipping is never silent: under CI (CI=true) a missing tool or cluster fails the run; locally the skip
-reason says exactly what did not run, and the session ends with a banner listing it.
+reason says exactly what did not run, and the session ends with a banner listing it (built from the skip
+reports, so it works when pytest-xdist runs the tests in worker processes).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from tests.integration.harness import Kube, project_env
 
-_SKIPPED: list[str] = []
+NOT_RUN = "integration tests NOT RUN: "
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,10 +43,9 @@ def env() -> dict[str, str]:
                 f"(run `make cluster-up`): {ready.stderr.strip()[:200]}"
             )
     if problems:
-        reason = "integration tests NOT RUN: " + "; ".join(problems)
+        reason = NOT_RUN + "; ".join(problems)
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)
-        _SKIPPED.append(reason)
         pytest.skip(reason)
     return env
 
@@ -56,7 +56,13 @@ def kube(env: dict[str, str]) -> Kube:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _SKIPPED:
+    reasons = set()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if NOT_RUN in message:
+            reasons.add(message[message.index(NOT_RUN) :])
+    if reasons:
         terminalreporter.section("INTEGRATION TESTS DID NOT RUN", sep="!", red=True, bold=True)
-        for reason in sorted(set(_SKIPPED)):
+        for reason in sorted(reasons):
             terminalreporter.line(reason, red=True)
