@@ -38,7 +38,7 @@ from tests.integration.harness import (
 APP = "outage"
 V1, V2, V3 = (f"registry.example/outage:{v}" for v in ("1.0.0", "1.1.0", "1.2.0"))
 CANARY = str(REPO / ".venv" / "bin" / "canary")
-DEADLINE = 20
+DEADLINE = 30
 """`canary promote --deadline`: short, so the test is quick, and long enough for the update to reach the
 Deployment on a busy machine. The CLI's default is rolloutTimeout + 900 s."""
 STUCK = 10
