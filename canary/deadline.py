@@ -121,17 +121,30 @@ def run_with_deadline(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            process.wait()
+            _forward_interrupts(process)
             raise
-        for reader in readers:
-            reader.join(timeout=10)
+        finally:
+            for reader in readers:  # the last lines, e.g. Pulumi's "cancelling"
+                reader.join(timeout=10)
     result = auto.CommandResult(stdout="\n".join(stdout), stderr="\n".join(stderr), code=process.returncode)
     if interrupted:
         raise DeadlineExceeded(deadline, result, killed=killed)
     if result.code != 0:
         raise create_command_error(result)
     return result
+
+
+def _forward_interrupts(process: subprocess.Popen[str]) -> None:
+    """Pass the user's Ctrl-C on, and each further one, until the command exits. It runs in its own session,
+    so the terminal's signal does not reach it; Pulumi cancels on the first and exits at once on the second,
+    exactly as when it runs in the foreground."""
+    while True:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _pump(stream: IO[str] | None, callback: OnOutput | None, lines: list[str]) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,26 @@ def test_a_command_that_ignores_the_interrupt_is_killed_after_the_grace_period(t
         run_fake(tmp_path, deadline=1.0, grace=1.0, IGNORE="1")
     assert over.value.killed
     assert over.value.result.code == -9
+
+
+def test_our_ctrl_c_is_passed_on_and_the_command_finishes_cancelling(tmp_path: Path) -> None:
+    """The command runs in its own session, so only a forwarded SIGINT can reach it."""
+    script = tmp_path / "fake_pulumi.py"
+    script.write_text(FAKE_PULUMI)
+    seen: list[str] = []
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_with_deadline(
+            [sys.executable, str(script)],
+            cwd=str(tmp_path),
+            env=dict(os.environ),
+            deadline=60,
+            grace=5,
+            on_output=seen.append,
+        )
+    timer.join()
+    assert seen == ["updating", "^C received; cancelling."]
 
 
 def test_advice_tells_whether_the_lock_is_released_or_the_kill_recovery_is_needed() -> None:
