@@ -732,21 +732,24 @@ class Release:
         """Run the update (no second preview), streaming Pulumi's output; returns its duration in seconds.
 
         With a `deadline` (seconds), an update still running after it is interrupted like Ctrl-C (see
-        canary.deadline for why that can happen) and reported as failed."""
+        canary.deadline for why that can happen) and reported as failed.
+
+        The CLI runs through the workspace's command rather than `Stack.up`, which after the update reads
+        the outputs twice and the history once more (three CLI calls, about 1.3 s) that nothing here uses.
+        The arguments are the ones `Stack.up` passes for a local program."""
         command = self.stack.workspace.pulumi_command
         if deadline is not None and not isinstance(command, DeadlineCommand):
             raise TypeError("a deadline needs a Release opened with Release.open")
+        args = ["up", "--yes", "--skip-preview", "--message", message, "--color", "never"]
+        for urn in target or []:
+            args += ["--target", urn]
+        if refresh:
+            args.append("--refresh")
+        args += ["--exec-kind", "auto.local", "--stack", self.stack.name]
         started = time.monotonic()
         try:
             with command.deadline(deadline) if isinstance(command, DeadlineCommand) else nullcontext():
-                self.stack.up(
-                    message=message,
-                    target=target,
-                    refresh=refresh or None,
-                    color="never",
-                    on_output=on_output,
-                    on_error=on_error,
-                )
+                command.run(args, str(self.cwd), {}, on_output, on_error)
         except DeadlineExceeded as over:
             raise PulumiFailed("pulumi up", deadline_advice(over), streamed=on_output is not None) from over
         except auto.CommandError as err:
