@@ -109,8 +109,8 @@ def kill_apiserver_when(cluster: PrivateCluster, stack: PulumiStack, track: str,
 
 
 def assert_failed_cleanly(cluster: PrivateCluster, stack: PulumiStack) -> None:
-    """The interrupted update is in history as failed, left no pending operation and released the lock;
-    then the apiserver comes back."""
+    """The interrupted update is in history as failed and left no pending operation; then the apiserver
+    comes back. (That it released the lock shows next: the tests' plain `pulumi up` would be refused.)"""
     history = stack.history()
     assert [h["result"] for h in history] == ["failed", "succeeded"], history
     state = json.loads(stack.pulumi("stack", "export").check().stdout)
