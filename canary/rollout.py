@@ -781,7 +781,8 @@ def deadline_advice(over: DeadlineExceeded) -> str:
         then = (
             "The update is recorded as failed and the stack lock is released; no operation was left "
             "pending. The usual cause is an apiserver that stopped answering: check "
-            "`kubectl get --raw /readyz`, then `canary status`, then run the command again."
+            "`kubectl get --raw /readyz`; once it answers, run `pulumi up`: the stack config already holds "
+            "this change, so that finishes it."
         )
     output = "\n".join(part for part in (over.result.stdout, over.result.stderr) if part)
     return (
