@@ -194,6 +194,14 @@ def release_project(dst: Path) -> Path:
     return dst
 
 
+def release_stack(env: dict[str, str], where: Path, prefix: str, config: dict[str, str]) -> PulumiStack:
+    """A new stack `<prefix>-...` of the repo's program in `where/project`, with `config` set and nothing
+    deployed. The namespace is `gc-<prefix>-...` unless `config` names one."""
+    stack = PulumiStack(release_project(where / "project"), unique(prefix), env).init()
+    stack.set_config({"namespace": unique(f"gc-{prefix}"), **config})
+    return stack
+
+
 class Watch:
     """Records every watch event of one resource kind in a namespace, in a background `kubectl --watch`.
 

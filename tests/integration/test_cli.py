@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from canary.live import route_state
-from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_project, unique
+from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_project, release_stack, unique
 
 APP = "web"
 V1 = "registry.example/web:1.0.0"
@@ -60,17 +60,9 @@ def last_update(stack: PulumiStack) -> dict[str, Any]:
 @pytest.fixture(scope="class")
 def walk(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     namespace = unique("gc-cli")
-    project = release_project(tmp_path_factory.mktemp("cli") / "project")
-    stack = PulumiStack(project, unique("cli"), env).init()
-    stack.set_config(
-        {
-            "appName": APP,
-            "namespace": namespace,
-            "stableImage": V1,
-            "canaryImage": V2,
-            "stableReplicas": "2",
-            "canaryReplicas": "1",
-        }
+    config = {"appName": APP, "namespace": namespace, "stableImage": V1, "canaryImage": V2}
+    stack = release_stack(
+        env, tmp_path_factory.mktemp("cli"), "cli", {**config, "stableReplicas": "2", "canaryReplicas": "1"}
     )
     yield stack, namespace
     stack.destroy()

@@ -22,8 +22,7 @@ from tests.integration.harness import (
     Kube,
     PulumiStack,
     assert_converged,
-    release_project,
-    unique,
+    release_stack,
     wait_for,
 )
 
@@ -34,8 +33,7 @@ V1, V2 = "registry.example/faulty:1.0.0", "registry.example/faulty:1.1.0"
 @pytest.fixture
 def stack(env: dict[str, str], tmp_path: Path) -> Iterator[PulumiStack]:
     """A deployed stable release (one replica) on its own stack and namespace."""
-    s = PulumiStack(release_project(tmp_path / "project"), unique("fault"), env).init()
-    s.set_config({"appName": APP, "namespace": unique("gc-fault"), "stableImage": V1, "stableReplicas": "1"})
+    s = release_stack(env, tmp_path, "fault", {"appName": APP, "stableImage": V1, "stableReplicas": "1"})
     s.up(message="deploy stable").check()
     yield s
     s.destroy()

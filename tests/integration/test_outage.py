@@ -29,7 +29,7 @@ from tests.integration.harness import (
     Kube,
     PulumiStack,
     assert_converged,
-    release_project,
+    release_stack,
     run,
     unique,
     wait_for,
@@ -77,17 +77,14 @@ def stack(cluster: PrivateCluster, tmp_path: Path) -> Iterator[PulumiStack]:
     """Stable V1 and canary V2 at 0%, deployed on the private cluster.
 
     rolloutTimeout stays at its default (600 s), so nothing but an interrupt can end a stuck update early."""
-    s = PulumiStack(release_project(tmp_path / "project"), unique("outage"), cluster.env).init()
-    s.set_config(
-        {
-            "appName": APP,
-            "namespace": unique("gc-outage"),
-            "stableImage": V1,
-            "canaryImage": V2,
-            "stableReplicas": "1",
-            "canaryReplicas": "1",
-        }
-    )
+    config = {
+        "appName": APP,
+        "stableImage": V1,
+        "canaryImage": V2,
+        "stableReplicas": "1",
+        "canaryReplicas": "1",
+    }
+    s = release_stack(cluster.env, tmp_path, "outage", config)
     s.up(message="deploy").check()
     yield s
     if not cluster.is_up():

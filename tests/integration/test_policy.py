@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import REPO, PulumiStack, copy_project, release_project, unique
+from tests.integration.harness import REPO, PulumiStack, copy_project, release_stack, unique
 
 PACK = REPO / "policy"
 PROJECTS = Path(__file__).parent / "projects"
@@ -214,9 +214,8 @@ def test_header_override_only_when_required(routes: Verdicts, routes_strict: Ver
 
 @pytest.fixture(scope="module")
 def release(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
-    project = release_project(tmp_path_factory.mktemp("policy-release") / "project")
-    stack = PulumiStack(project, unique("pp"), dict(env)).init()
-    stack.set_config({"appName": "web", "namespace": unique("gc-policy"), "stableReplicas": "1"})
+    config = {"appName": "web", "namespace": unique("gc-policy"), "stableReplicas": "1"}
+    stack = release_stack(dict(env), tmp_path_factory.mktemp("policy-release"), "pp", config)
     yield stack
     stack.pulumi("stack", "rm", "--yes", "--force")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from canary.live import RouteState, route_state
-from tests.integration.harness import Kube, PulumiStack, Watch, release_project, unique
+from tests.integration.harness import Kube, PulumiStack, Watch, release_project, release_stack, unique
 
 APP = "web"
 V1 = "registry.example/web:1.0.0"
@@ -63,16 +63,9 @@ def versions(kube: Kube, namespace: str) -> dict[str, str]:
 @pytest.fixture(scope="class")
 def walk(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     namespace = unique("gc-walk")
-    project = release_project(tmp_path_factory.mktemp("walk") / "project")
-    stack = PulumiStack(project, unique("walk"), env).init()
-    stack.set_config(
-        {
-            "appName": APP,
-            "namespace": namespace,
-            "stableImage": V1,
-            "stableReplicas": "2",
-            "canaryReplicas": "1",
-        }
+    config = {"appName": APP, "namespace": namespace, "stableImage": V1}
+    stack = release_stack(
+        env, tmp_path_factory.mktemp("walk"), "walk", {**config, "stableReplicas": "2", "canaryReplicas": "1"}
     )
     yield stack, namespace
     stack.destroy()
