@@ -88,6 +88,12 @@ def _config_zero(release: Release) -> list[str]:
     return _pulumi(release, "config", "set", "canaryWeight", "0")
 
 
+def _targeted_up(release: Release, ctx: dict[str, Any]) -> list[list[str]]:
+    """canaryWeight 0, then an update of the route alone (no preview)."""
+    up = _pulumi(release, "up", "--yes", "--skip-preview", "--target", ctx["route_urn"])
+    return [_config_zero(release), up]
+
+
 METHODS: dict[str, Method] = {
     m.key: m
     for m in [
@@ -125,19 +131,13 @@ METHODS: dict[str, Method] = {
         Method(
             "pulumi-up-target",
             "pulumi config set canaryWeight 0 && pulumi up --yes --skip-preview --target <route URN>",
-            lambda r, ctx: [
-                _config_zero(r),
-                _pulumi(r, "up", "--yes", "--skip-preview", "--target", ctx["route_urn"]),
-            ],
+            _targeted_up,
             engine=True,
         ),
         Method(
             "pulumi-up-target-light",
             "same as pulumi-up-target, program without typed Kubernetes classes (experiment)",
-            lambda r, ctx: [
-                _config_zero(r),
-                _pulumi(r, "up", "--yes", "--skip-preview", "--target", ctx["route_urn"]),
-            ],
+            _targeted_up,
             engine=True,
             light=True,
         ),

@@ -101,8 +101,8 @@ def positive_seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):  # also refuses "nan"
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return seconds
 

@@ -18,7 +18,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
@@ -738,8 +737,7 @@ class Release:
         the outputs twice and the history once more (three CLI calls, about 1.3 s) that nothing here uses.
         The arguments are the ones `Stack.up` passes for a local program."""
         command = self.stack.workspace.pulumi_command
-        if deadline is not None and not isinstance(command, DeadlineCommand):
-            raise TypeError("a deadline needs a Release opened with Release.open")
+        assert isinstance(command, DeadlineCommand), "Release.open gives the workspace a DeadlineCommand"
         args = ["up", "--yes", "--skip-preview", "--message", message, "--color", "never"]
         for urn in target or []:
             args += ["--target", urn]
@@ -748,7 +746,7 @@ class Release:
         args += ["--exec-kind", "auto.local", "--stack", self.stack.name]
         started = time.monotonic()
         try:
-            with command.deadline(deadline) if isinstance(command, DeadlineCommand) else nullcontext():
+            with command.deadline(deadline):
                 command.run(args, str(self.cwd), {}, on_output, on_error)
         except DeadlineExceeded as over:
             raise PulumiFailed("pulumi up", deadline_advice(over), streamed=on_output is not None) from over

@@ -20,6 +20,10 @@ NAME="$CLUSTER_NAME"
 KUBECONFIG_FILE="$CLUSTER_DIR/kubeconfig"
 export KWOK_WORKDIR="$CLUSTER_DIR/kwok"
 BIN="$TOOLS_DIR/bin"
+# kwokctl's files for this cluster; kill-apiserver saves the apiserver's command line for start-apiserver.
+APISERVER_DIR="$KWOK_WORKDIR/clusters/$NAME"
+PIDFILE="$APISERVER_DIR/pids/kube-apiserver.pid"
+ARGVFILE="$APISERVER_DIR/kube-apiserver.argv"
 GATEWAY_CLASS=gateway-canary
 NODES=2
 
@@ -111,15 +115,7 @@ up() {
   log "ready: export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
-apiserver_files() {
-  local cluster="$KWOK_WORKDIR/clusters/$NAME"
-  PIDFILE="$cluster/pids/kube-apiserver.pid"
-  ARGVFILE="$cluster/kube-apiserver.argv"
-  APISERVER_DIR="$cluster"
-}
-
 kill_apiserver() {
-  apiserver_files
   [ -f "$PIDFILE" ] || die "no kube-apiserver pid file at $PIDFILE: is the cluster up?"
   local pid i; pid=$(cat "$PIDFILE")
   cp "/proc/$pid/cmdline" "$ARGVFILE"   # what start-apiserver runs again
@@ -132,7 +128,6 @@ kill_apiserver() {
 }
 
 start_apiserver() {
-  apiserver_files
   [ -f "$ARGVFILE" ] || die "no saved kube-apiserver command line: run kill-apiserver first"
   local argv i
   mapfile -d '' -t argv <"$ARGVFILE"

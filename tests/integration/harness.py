@@ -92,6 +92,10 @@ class Kube:
             res.check()
         return json.loads(res.stdout)  # type: ignore[no-any-return]
 
+    def apply(self, manifest: str) -> Result:
+        """`kubectl apply -f -` of a YAML manifest (checked)."""
+        return self.run("apply", "-f", "-", stdin=manifest).check()
+
     def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         res = self.run("get", kind, "-n", namespace, "-o", "json").check()
         return json.loads(res.stdout)["items"]  # type: ignore[no-any-return]
@@ -164,6 +168,27 @@ def wait_for(predicate: Callable[[], object], timeout: float = 60, what: str = "
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def is_available(obj: dict[str, Any] | None) -> bool:
+    """The object's `Available` condition is True (a Deployment the controller has finished rolling out)."""
+    conditions = {c["type"]: c["status"] for c in (obj or {}).get("status", {}).get("conditions", [])}
+    return conditions.get("Available") == "True"
+
+
+def assert_stable_only(kube: Kube, app: str, ns: str, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the stable track is live: its Deployment Available on `image`, no canary Deployment, and the
+    route's one rule sends to stable alone. Returns the stable Deployment and the route for more checks."""
+    stable = kube.get("deployment", f"{app}-stable", ns)
+    assert stable is not None and is_available(stable), stable
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    assert kube.get("deployment", f"{app}-canary", ns) is None
+    route = kube.get(ROUTE, app, ns)
+    assert route is not None
+    assert [[r["name"] for r in rule["backendRefs"]] for rule in route["spec"]["rules"]] == [
+        [f"{app}-stable"]
+    ]
+    return stable, route
 
 
 def assert_converged(stack: PulumiStack, kube: Kube, app: str, canary_weight: int) -> None:

@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 
 from canary.live import route_state
-from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_project, release_stack, unique
+from tests.integration.harness import (
+    REPO,
+    Kube,
+    PulumiStack,
+    Result,
+    assert_stable_only,
+    is_available,
+    release_project,
+    release_stack,
+    unique,
+)
 
 APP = "web"
 V1 = "registry.example/web:1.0.0"
@@ -46,11 +56,6 @@ def live_weights(kube: Kube, ns: str) -> tuple[int, int | None]:
     assert route is not None, f"HTTPRoute {ns}/{APP} not found"
     state = route_state(route, APP)
     return state.stable_weight, state.canary_weight
-
-
-def is_available(dep: dict[str, Any] | None) -> bool:
-    conditions = {c["type"]: c["status"] for c in (dep or {}).get("status", {}).get("conditions", [])}
-    return conditions.get("Available") == "True"
 
 
 def last_update(stack: PulumiStack) -> dict[str, Any]:
@@ -196,16 +201,8 @@ class TestCliWalk:
         assert "phase        stable" in res.stdout
         assert len(stack.history()) == updates + 1, "promote is one update"
         assert last_update(stack)["message"] == f"promote {V2}"
-        stable = kube.get("deployment", f"{APP}-stable", ns)
-        assert stable is not None and is_available(stable)
-        assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == V2
-        assert kube.get("deployment", f"{APP}-canary", ns) is None
+        assert_stable_only(kube, APP, ns, V2)
         assert kube.get("service", f"{APP}-canary", ns) is None
-        route = kube.get(ROUTE, APP, ns)
-        assert route is not None
-        assert [[r["name"] for r in rule["backendRefs"]] for rule in route["spec"]["rules"]] == [
-            [f"{APP}-stable"]
-        ]
         assert stack.outputs()["canaryImage"] == ""
 
     def test_11_history_table_and_plot(self, walk, tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ import pytest
 from canary.live import route_state
 from tests.integration.harness import (
     REPO,
-    ROUTE,
     Kube,
     PulumiStack,
     assert_converged,
+    assert_stable_only,
     release_stack,
     run,
     unique,
@@ -140,13 +140,9 @@ def test_canary_promote_interrupts_a_stuck_update_at_its_deadline(
     # No cancel, no refresh, no import: the next plain `pulumi up` finishes the promote.
     stack.up(message="after the outage").check()
     ns = str(stack.outputs()["namespace"])
-    route = cluster.kube.get(ROUTE, APP, ns)
-    assert route is not None
+    stable, route = assert_stable_only(cluster.kube, APP, ns, V2)
     assert route_state(route, APP).canary_weight is None, route["spec"]
-    stable = cluster.kube.get("deployment", f"{APP}-stable", ns)
-    assert stable is not None and stable["status"].get("availableReplicas") == 1, stable
-    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == V2
-    assert cluster.kube.get("deployment", f"{APP}-canary", ns) is None
+    assert stable["status"].get("availableReplicas") == 1, stable
     stack.preview("--expect-no-changes", "--refresh").check()
 
 

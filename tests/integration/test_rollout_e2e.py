@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from canary.live import RouteState, route_state
-from tests.integration.harness import Kube, PulumiStack, Watch, release_project, release_stack, unique
+from tests.integration.harness import (
+    Kube,
+    PulumiStack,
+    Watch,
+    assert_stable_only,
+    is_available,
+    release_project,
+    release_stack,
+    unique,
+)
 
 APP = "web"
 V1 = "registry.example/web:1.0.0"
@@ -28,11 +37,6 @@ def live_route(kube: Kube, namespace: str, name: str = APP) -> RouteState:
     route = kube.get(ROUTE, name, namespace)
     assert route is not None, f"HTTPRoute {namespace}/{name} not found"
     return route_state(route, APP)
-
-
-def is_available(dep: dict[str, Any]) -> bool:
-    conditions = {c["type"]: c["status"] for c in dep.get("status", {}).get("conditions", [])}
-    return conditions.get("Available") == "True"
 
 
 def changes_of_last_update(stack: PulumiStack) -> dict[str, int]:
@@ -76,15 +80,7 @@ class TestRolloutWalk:
     def test_1_steady_state_has_one_backend(self, walk, kube: Kube) -> None:
         stack, ns = walk
         stack.up(message="deploy stable").check()
-        stable = kube.get("deployment", f"{APP}-stable", ns)
-        assert stable is not None and is_available(stable)
-        assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == V1
-        assert kube.get("deployment", f"{APP}-canary", ns) is None
-        route = kube.get(ROUTE, APP, ns)
-        assert route is not None
-        assert [[r["name"] for r in rule["backendRefs"]] for rule in route["spec"]["rules"]] == [
-            [f"{APP}-stable"]
-        ]
+        assert_stable_only(kube, APP, ns, V1)
         assert stack.outputs()["phase"] == "stable"
 
     def test_2_canary_deployed_header_only(self, walk, kube: Kube) -> None:
@@ -257,11 +253,8 @@ def test_existing_gateway_mode_attaches_to_a_gateway_outside_the_stack(
 ) -> None:
     shared_ns, ns = unique("gc-infra"), unique("gc-app")
     kube.run("create", "namespace", shared_ns).check()
-    kube.run(
-        "apply",
-        "-f",
-        "-",
-        stdin=f"""
+    kube.apply(
+        f"""
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: shared, namespace: {shared_ns}}}
@@ -270,7 +263,7 @@ spec:
   listeners:
   - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: All}}}}}}
 """,
-    ).check()
+    )
     stack = PulumiStack(release_project(tmp_path / "project"), unique("attach"), env).init()
     try:
         stack.set_config(

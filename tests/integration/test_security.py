@@ -17,13 +17,21 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from canary.live import route_state
-from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_project, run, unique
+from tests.integration.harness import (
+    REPO,
+    Kube,
+    PulumiStack,
+    Result,
+    is_available,
+    release_project,
+    run,
+    unique,
+)
 
 APP = "web"
 OPERATOR = "rollout-bot"
@@ -98,11 +106,6 @@ def release(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
         yield Release(stack, namespace, cert, key, workdir)
     finally:
         stack.destroy()
-
-
-def is_available(obj: dict[str, Any]) -> bool:
-    conditions = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
-    return conditions.get("Available") == "True"
 
 
 # Pod Security Admission
@@ -375,11 +378,8 @@ def test_operator_cannot_touch_a_route_in_another_namespace(
     other = unique("gc-other")
     kube.run("create", "namespace", other).check()
     try:
-        kube.run(
-            "apply",
-            "-f",
-            "-",
-            stdin=f"""
+        kube.apply(
+            f"""
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: {APP}, namespace: {other}}}
@@ -387,7 +387,7 @@ spec:
   rules:
   - backendRefs: [{{name: {APP}-stable, port: 80}}]
 """,
-        ).check()
+        )
         for args in (
             ["get", ROUTE, APP, "-n", other],
             [
