@@ -5,25 +5,35 @@ PYTHON ?= python3
 VENV := .venv
 ENV := source scripts/env.sh &&
 
-.PHONY: help demo test unit integration lint tools cluster-up cluster-down bench venv clean
+.PHONY: help demo test unit integration lint tools postgres cluster-up cluster-down bench venv clean
 
 help:
 	@echo "make demo          walk a canary 0 -> 5 -> 25 -> 50 -> 100 -> promote, then a rollback, on the local cluster"
 	@echo "make test          every test: lint, unit (mocks) and integration (real engine + local cluster)"
+	@echo "make unit          unit tests only (no cluster)"
+	@echo "make integration   integration tests only (starts the local cluster if it is down)"
+	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make tools         build the pinned toolchain into .tools/bin (cached per user)"
-	@echo "make cluster-up    start the local cluster (kubeconfig: .cluster/kubeconfig); cluster-down stops it"
+	@echo "make cluster-up    start the local cluster (kubeconfig: .cluster/kubeconfig)"
+	@echo "make cluster-down  stop it and remove everything it started"
 	@echo "make bench         benchmarks (prints a table, writes bench/results/)"
+	@echo "make clean         cluster-down, then remove .tools, .state and .venv"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 venv: $(VENV)/.installed
 
 tools:
 	$(ENV) bash scripts/build-tools.sh
+	bash scripts/ensure-prometheus.sh
+
+# The machine's PostgreSQL (the shared state backend of tests/integration/test_teams.py): installed when missing.
+postgres:
+	bash scripts/postgres.sh install
 
 cluster-up: tools
 	bash scripts/cluster.sh up
@@ -42,18 +52,19 @@ unit: venv
 # Test modules run side by side in 4 workers; a module (and a class) stays on one worker, in order.
 PARALLEL := -n 4 --dist loadscope --durations=15
 
-integration: venv tools
+integration: venv tools postgres
 	$(ENV) bash scripts/with-cluster.sh $(VENV)/bin/pytest tests/integration -v $(PARALLEL)
 
 # All of it, as CI runs it: lint, then one pytest run over unit and integration tests with the cluster up.
-test: venv tools lint
+test: venv tools postgres lint
 	$(ENV) bash scripts/with-cluster.sh $(VENV)/bin/pytest tests -q -ra $(PARALLEL)
 
 demo: venv tools cluster-up
-	$(ENV) $(VENV)/bin/python scripts/demo.py
+	$(ENV) $(VENV)/bin/python -m scripts.demo
 
 bench: venv tools
 	$(ENV) bash scripts/with-cluster.sh $(VENV)/bin/python -m bench
 
 clean: cluster-down
+	bash scripts/postgres.sh down
 	rm -rf .tools .state $(VENV)

@@ -3,6 +3,7 @@
     python -m bench                       the full default run (about 15 minutes on 2 quiet cores)
     python -m bench --quick               a smoke run: few repetitions, sizes 1 and 10
     python -m bench --only rollback,step  some sections only
+    python -m bench --only traffic        Envoy: rollback propagation and rps (needs class eg)
     python -m bench --rounds 20 --sizes 1,10,50,100 --reps 5
 
 Progress goes to stderr; the tables and the machine description to stdout; everything (raw runs, derived
@@ -13,6 +14,7 @@ Every stack and namespace the bench creates is its own and is destroyed at the e
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime
 import json
 import shutil
@@ -23,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import program, report, rollback, scaling, step, trace
+from bench import program, report, rollback, scaling, status, step, trace, traffic
 from bench.measure import load_average, machine
 from bench.stacks import REPO, Release, project_env
 
-SECTIONS = ["rollback", "step", "scale", "program"]
+SECTIONS = ["rollback", "status", "step", "scale", "program", "traffic"]
 RESULTS = REPO / "bench" / "results"
 
 
@@ -75,6 +77,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--program-reps", type=int, default=None, help="program-cost repetitions (default 5)")
     p.add_argument("--no-floor", action="store_true", help="skip the engine floor ladder")
+    p.add_argument(
+        "--traffic-rounds",
+        type=int,
+        default=None,
+        help="traffic: rollback propagation rounds, every method once each (default 5)",
+    )
+    p.add_argument(
+        "--traffic-methods",
+        type=_names,
+        default=traffic.DEFAULT_METHODS,
+        help=f"traffic: rollback methods (default {','.join(traffic.DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--routes",
+        type=_names,
+        default=traffic.DEFAULT_VARIANTS,
+        help=f"traffic: routes for the throughput runs (default {','.join(traffic.DEFAULT_VARIANTS)})",
+    )
+    p.add_argument(
+        "--rps-rounds", type=int, default=None, help="traffic: throughput rounds per route (default 3)"
+    )
+    p.add_argument(
+        "--rps-seconds", type=float, default=5.0, help="traffic: seconds per throughput run (default 5)"
+    )
+    p.add_argument("--rps-concurrency", type=int, default=8, help="traffic: concurrent clients (default 8)")
+    p.add_argument(
+        "--stream-rate",
+        type=float,
+        default=traffic.STREAM_RATE,
+        help=f"traffic: requests/s of the stream during a rollback (default {traffic.STREAM_RATE:.0f})",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON results")
     args = p.parse_args(argv)
     quick = args.quick
@@ -83,9 +116,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.sizes = args.sizes if args.sizes is not None else ([1, 10] if quick else [1, 10, 50])
     args.reps = args.reps if args.reps is not None else (1 if quick else 2)
     args.program_reps = args.program_reps if args.program_reps is not None else (2 if quick else 5)
+    args.traffic_rounds = args.traffic_rounds if args.traffic_rounds is not None else (2 if quick else 5)
+    args.rps_rounds = args.rps_rounds if args.rps_rounds is not None else (1 if quick else 3)
     unknown = [s for s in args.only if s not in SECTIONS]
     unknown += [m for m in args.methods if m not in rollback.METHODS]
     unknown += [v for v in args.variants if v not in step.VARIANTS]
+    unknown += [m for m in args.traffic_methods if m not in traffic.METHODS]
+    unknown += [v for v in args.routes if v not in traffic.VARIANTS]
     if unknown:
         p.error(f"unknown section, method or variant: {', '.join(unknown)}")
     return args
@@ -125,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     if "canary" in methods and not rollback.canary_has_rollback(env):
         log("bench: the installed `canary` CLI has no `rollback` command: its rollback is not measured")
         methods.remove("canary")
+    traffic_methods = list(args.traffic_methods)
+    if "canary" in traffic_methods and "canary" not in methods and not rollback.canary_has_rollback(env):
+        traffic_methods.remove("canary")
 
+    # The CLI as an installed package runs it: from bytecode (pip compiles what it installs; an editable
+    # checkout gets its .pyc on the first run unless PYTHONDONTWRITEBYTECODE is set, as on this project's
+    # machines, where every `canary` start would compile its modules again: 20-40 ms of a rollback).
+    compiled = compileall.compile_dir(str(REPO / "canary"), quiet=1)
     started = time.monotonic()
     results: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -133,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(env),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "raw": {},
+        "bytecodeCompiled": bool(compiled),
     }
     log(f"bench: {results['machine']}")
     workdir = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     problems: list[str] = []
     try:
-        if "rollback" in args.only or "step" in args.only:
+        if {"rollback", "status", "step"} & set(args.only):
             log("bench: deploying the release stack (canary at 50%)")
             release, first = Release.create(workdir, env, rollback.RESET_WEIGHT)
             results["raw"]["releaseCreate"] = {"seconds": first.seconds, "peakMiB": first.peak_mib}
@@ -146,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "rollback" in args.only and methods:
                     log(f"bench: rollback, {args.rounds} interleaved rounds of {', '.join(methods)}")
                     results["raw"]["rollback"] = rollback.run(release, methods, args.rounds, log)
+                if "status" in args.only:
+                    log(f"bench: status, {args.rounds} interleaved rounds of {', '.join(status.METHODS)}")
+                    results["raw"]["status"] = status.run(release, args.rounds, log)
                 if "step" in args.only:
                     log(f"bench: step, {args.step_rounds} rounds of {', '.join(args.variants)}")
                     results["raw"]["step"] = step.run(release, args.variants, args.step_rounds, log)
@@ -161,6 +209,30 @@ def main(argv: list[str] | None = None) -> int:
             results["raw"]["program"] = program.run(
                 workdir, env, args.program_reps, args.sizes, not args.no_floor, log
             )
+        if "traffic" in args.only:
+            why = traffic.data_plane_ready(env)
+            if why is not None:
+                log(f"bench: traffic skipped: {why}")
+                problems.append(f"traffic not measured: {why}")
+            else:
+                log(
+                    f"bench: traffic through Envoy, {args.traffic_rounds} rounds of "
+                    f"{', '.join(traffic_methods)}; {args.rps_rounds} throughput rounds of "
+                    f"{', '.join(args.routes)}"
+                )
+                results["raw"]["traffic"] = traffic.run(
+                    workdir,
+                    env,
+                    traffic_methods,
+                    args.traffic_rounds,
+                    args.routes,
+                    args.rps_rounds,
+                    args.rps_seconds,
+                    args.rps_concurrency,
+                    args.stream_rate,
+                    log,
+                )
+                problems += results["raw"]["traffic"]["cleanup"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for problem in problems:
@@ -184,12 +256,16 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
     derived: dict[str, Any] = {}
     if "rollback" in raw:
         derived["rollback"] = report.derive_rollback(raw["rollback"])
+    if "status" in raw:
+        derived["status"] = status.derive(raw["status"])
     if "step" in raw:
         derived["step"] = report.derive_step(raw["step"])
     if "scaling" in raw:
         derived["scaling"] = report.derive_scaling(raw["scaling"])
     if "program" in raw:
         derived["program"] = report.derive_program(raw["program"])
+    if "traffic" in raw:
+        derived["traffic"] = traffic.derive(raw["traffic"])
     derived["goals"] = report.goals(derived)
     return derived
 
@@ -207,6 +283,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "rollback" in d:
         parts += ["", "## Time-to-safe rollback (command start -> watch sees canary weight 0)", ""]
         parts.append(report.rollback_markdown(d["rollback"]))
+    if "status" in d:
+        parts += ["", "## `canary status` (command start -> exit)", ""]
+        parts.append(status.markdown(d["status"]))
     if "step" in d:
         parts += ["", "## Cost of one step (canary 5% -> 25%) vs the no-op `pulumi up`", ""]
         parts.append(report.step_markdown(d["step"]))
@@ -221,6 +300,9 @@ def markdown(results: dict[str, Any]) -> str:
         noop = d.get("step", {}).get("variants", {}).get("skip-preview", {}).get("noop", {}).get("median")
         parts += ["", "## Program cost (Python start-up, imports, registration under mocks)", ""]
         parts.append(report.program_markdown(d["program"], noop))
+    if "traffic" in d:
+        parts += ["", "## Through the real Envoy: when the new split is served, and requests per second", ""]
+        parts.append(traffic.markdown(d["traffic"]))
     return "\n".join(parts)
 
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary.live import json_stream, route_state
-
-ROUTE_KIND = "httproute.gateway.networking.k8s.io"
+from canary.ops.kube import RouteWatch
 
 # Process roles in a `pulumi` process tree (keys of Run.peak_mib).
 ENGINE = "pulumi"
@@ -197,44 +195,21 @@ def time_until_route(
     timeout: float = 120,
     route_name: str | None = None,
 ) -> RouteTiming:
-    """Time `action` against a watch on the apiserver: until the route's canary weight reaches
-    `want_canary_weight`, and until `action` returns. The watch starts (and has listed the current object)
-    before the clock does, so kubectl's own start-up is never counted."""
-    proc = subprocess.Popen(
-        ["kubectl", "get", ROUTE_KIND, route_name or app, "-n", namespace, "--watch", "-o", "json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    seen = threading.Event()
-    listed = threading.Event()
-    state: dict[str, float] = {}
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for obj in json_stream(proc.stdout):
-            at = time.monotonic()
-            listed.set()
-            if "t0" in state and route_state(obj, app).canary_weight == want_canary_weight:
-                state["seen"] = at
-                seen.set()
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        if not listed.wait(30):
+    """Time `action` against a watch on the apiserver (canary.ops.kube.RouteWatch): until the route's
+    canary weight (a Gateway API weight) reaches `want_canary_weight`, and until `action` returns. The watch
+    has listed the current object before the clock starts, so kubectl's own start-up is never counted."""
+    with RouteWatch(app, namespace, route_name or app, env=env) as watch:
+        if watch.wait_for(lambda _: True, 30) is None:
             raise SystemExit("bench: the route watch never listed the route")
-        state["t0"] = time.monotonic()
+        t0 = time.monotonic()
         action()
-        exited = time.monotonic() - state["t0"]
-        if not seen.wait(timeout):
+        exited = time.monotonic() - t0
+        seen = watch.wait_for(
+            lambda obj: watch.state(obj).canary_weight == want_canary_weight, timeout, after=t0
+        )
+        if seen is None:
             raise SystemExit(f"bench: the route never reached canary weight {want_canary_weight}")
-    finally:
-        proc.kill()
-        proc.wait()
-    return RouteTiming(state["seen"] - state["t0"], exited)
+    return RouteTiming(seen - t0, exited)
 
 
 def summary(values: list[float]) -> dict[str, Any]:

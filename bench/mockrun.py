@@ -26,7 +26,7 @@ from typing import Any  # noqa: E402
 import pulumi  # noqa: E402
 import pulumi_kubernetes  # noqa: E402, F401
 
-import canary.component  # noqa: E402, F401
+import canary.release.component  # noqa: E402, F401
 
 _imported = time.perf_counter()
 
@@ -93,7 +93,6 @@ def main(argv: list[str]) -> None:
             "releases": argv[1] if len(argv) > 1 else "1",
             "namespace": "gc-bench-mocks",
             "canaryWeight": "0",
-            "defaultsFile": str(REPO / "Pulumi.yaml"),
         }
     else:
         raise SystemExit(f"usage: python -m bench.mockrun main | scale N (not {which!r})")

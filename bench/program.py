@@ -1,7 +1,7 @@
 """Program cost, measured apart from the engine and the cluster:
 
 - Python start-up (`python -c pass`) and the imports the program needs (`import pulumi`,
-  `import pulumi, pulumi_kubernetes`, `import canary.component`), each a fresh interpreter;
+  `import pulumi, pulumi_kubernetes`, `import canary.release.component`), each a fresh interpreter;
 - the biggest imports by `python -X importtime` (one run);
 - resource registration of __main__.py (and of the scale program at each size) under Pulumi mocks
   (bench/mockrun.py): the Python side of a `pulumi up`, without engine, gRPC transport or provider; also
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import timed
-from bench.stacks import FLOOR_PROJECT, REPO, Stack, private_project, unique
+from bench.stacks import FLOOR_PROJECT, REPO, Stack, private_project
+from devtools.pulumi_cli import unique
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 
@@ -32,12 +33,12 @@ SNIPPETS = {
     "python -c pass": "pass",
     "import pulumi": "import pulumi",
     "import pulumi, pulumi_kubernetes": "import pulumi, pulumi_kubernetes",
-    "import canary.component": "import canary.component",
+    "import canary.release.component": "import canary.release.component",
 }
 
-# What registering the component loads on top of `import canary.component` (pulumi_kubernetes is lazy).
+# What registering the component loads on top of importing the component module (pulumi_kubernetes is lazy).
 IMPORTTIME_SNIPPET = (
-    "import canary.component, pulumi_kubernetes.core.v1, pulumi_kubernetes.apps.v1, "
+    "import canary.release.component, pulumi_kubernetes.core.v1, pulumi_kubernetes.apps.v1, "
     "pulumi_kubernetes.apiextensions"
 )
 

@@ -9,7 +9,11 @@ Methods, each run as users run it, against one dedicated stack and namespace:
   runs inside, without the CLI around it (splits the CLI's own cost from the engine's);
 - pulumi-up-target-light: the same, the program run with bench/experiments/light_k8s (the typed
   Kubernetes classes replaced by plain registrations; a proposal, measured before it is made);
-- canary: `canary rollback --yes` (when the installed CLI has it);
+- canary: `canary rollback --yes` (when the installed CLI has it): its fast path, the route the program
+  renders at canaryWeight 0 server-side applied first, then recorded by a refreshing, targeted `pulumi up`
+  (canary.ops.rollback);
+- canary-no-fast: `canary rollback --yes --no-fast`, the targeted `pulumi up` alone (the path before the
+  fast one);
 - break-glass: bench/experiments/breakglass.py, a prototype of a proposed `canary rollback --now` that
   patches the route directly, then records it with a refreshing, targeted `pulumi up`.
 
@@ -31,28 +35,28 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import time_until_route
-from bench.stacks import APP, ROUTE_TYPE, Release, changes
-from canary.workload import object_name
+from bench.stacks import APP, Release, changes
+from canary.gateway_api import ROUTE_TYPE
+from canary.names import object_name
+from canary.route_state import route_state, split_rule_index
 
 RESET_WEIGHT = "50"
 BREAKGLASS = Path(__file__).resolve().parent / "experiments" / "breakglass.py"
 
 
 def rollback_patch(route: dict[str, Any], app: str) -> list[dict[str, Any]]:
-    """The article's JSON patch for this route: stable backend weight 100, canary 0, in the split rule (the
-    rule without header matches that has both backends), with indices read from the live object."""
+    """The article's JSON patch for this route: stable backend weight 100, canary 0, in the split rule
+    (canary.route_state.split_rule_index), with indices read from the live object."""
     stable, canary = object_name(app, "stable"), object_name(app, "canary")
-    for i, rule in enumerate(route.get("spec", {}).get("rules", [])):
-        if any(m.get("headers") for m in rule.get("matches", [])):
-            continue
-        names = [ref.get("name") for ref in rule.get("backendRefs", [])]
-        if stable in names and canary in names:
-            base = f"/spec/rules/{i}/backendRefs"
-            return [
-                {"op": "replace", "path": f"{base}/{names.index(stable)}/weight", "value": 100},
-                {"op": "replace", "path": f"{base}/{names.index(canary)}/weight", "value": 0},
-            ]
-    raise ValueError(f"route {app} has no split rule with both {stable} and {canary}")
+    index = split_rule_index(route, app)
+    names = [] if index is None else [ref.get("name") for ref in route["spec"]["rules"][index]["backendRefs"]]
+    if canary not in names:
+        raise ValueError(f"route {app} has no split rule with both {stable} and {canary}")
+    base = f"/spec/rules/{index}/backendRefs"
+    return [
+        {"op": "replace", "path": f"{base}/{names.index(stable)}/weight", "value": 100},
+        {"op": "replace", "path": f"{base}/{names.index(canary)}/weight", "value": 0},
+    ]
 
 
 def rotated(items: list[str], by: int) -> list[str]:
@@ -159,9 +163,27 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "canary",
-            "canary rollback --yes",
+            "canary rollback --yes (fast path: route written first, then recorded)",
             lambda r, ctx: [
                 ["canary", "rollback", "--yes", "--stack", r.stack.name, "--cwd", str(r.stack.project_dir)]
+            ],
+            engine=True,
+            refreshes=True,
+        ),
+        Method(
+            "canary-no-fast",
+            "canary rollback --yes --no-fast",
+            lambda r, ctx: [
+                [
+                    "canary",
+                    "rollback",
+                    "--yes",
+                    "--no-fast",
+                    "--stack",
+                    r.stack.name,
+                    "--cwd",
+                    str(r.stack.project_dir),
+                ]
             ],
             engine=True,
         ),
@@ -174,6 +196,7 @@ DEFAULT_METHODS = [
     "pulumi-up-target",
     "pulumi-up-target-light",
     "canary",
+    "canary-no-fast",
     "break-glass",
 ]
 
@@ -189,7 +212,7 @@ def canary_has_rollback(env: dict[str, str]) -> bool:
     return proc.returncode == 0
 
 
-def _run_all(commands: list[list[str]], release: Release) -> None:
+def run_all(commands: list[list[str]], release: Release) -> None:
     for argv in commands:
         proc = subprocess.run(
             argv,
@@ -212,17 +235,11 @@ def reset(release: Release, refresh: bool) -> float:
     stack.set_config({"canaryWeight": RESET_WEIGHT})
     flags = ["--skip-preview", *(["--refresh"] if refresh else [])]
     seconds = stack.up(*flags).seconds
-    weights = [ref.get("weight") for ref in _split_refs(release.live_route())]
+    live = route_state(release.live_route(), APP)
+    weights = [live.stable_weight, live.canary_weight]
     if weights != [50, 50]:
         raise SystemExit(f"bench: reset to 50% left the live route at {weights}")
     return seconds
-
-
-def _split_refs(route: dict[str, Any]) -> list[dict[str, Any]]:
-    for rule in route.get("spec", {}).get("rules", []):
-        if not any(m.get("headers") for m in rule.get("matches", [])):
-            return list(rule.get("backendRefs", []))
-    return []
 
 
 def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -243,7 +260,7 @@ def run(release: Release, methods: list[str], rounds: int, log: Callable[[str], 
                 release.stack.env,
                 release.namespace,
                 APP,
-                functools.partial(_run_all, method.argv(release, ctx), release),
+                functools.partial(run_all, method.argv(release, ctx), release),
                 want_canary_weight=0,
             )
             stale = method.stale

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import Run
-from bench.stacks import REPO, SCALE_PROJECT, Stack, changes, private_project, unique
+from bench.stacks import SCALE_PROJECT, Stack, changes, private_project
+from devtools.pulumi_cli import unique
 
 OPERATIONS = [
     "create",
@@ -69,7 +70,6 @@ def run_size(
                 "releases": str(size),
                 "namespace": unique(f"gc-bench-scale{size}"),
                 "canaryWeight": "0",
-                "defaultsFile": str(REPO / "Pulumi.yaml"),
             }
         )
         create = stack.up("--skip-preview", *more)

@@ -7,36 +7,20 @@ its own stack name and its own namespace; `destroy` removes all three.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.measure import Run, timed
+from canary.gateway_api import ROUTE_RESOURCE
+from devtools.pulumi_cli import REPO as REPO
+from devtools.pulumi_cli import CliStack, unique
+from devtools.pulumi_cli import private_project as copy_project
+from devtools.pulumi_cli import project_env as project_env
 
-REPO = Path(__file__).resolve().parents[1]
 SCALE_PROJECT = REPO / "bench" / "projects" / "scale"
 FLOOR_PROJECT = REPO / "bench" / "projects" / "floor"
-
-
-def project_env() -> dict[str, str]:
-    """The environment of scripts/env.sh (toolchain on PATH, local backend, offline Pulumi), read from the
-    script itself, so `python -m bench` works with or without the Makefile."""
-    out = subprocess.run(
-        ["bash", "-c", "source scripts/env.sh && env -0"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        env={**os.environ},
-    ).stdout
-    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 LIGHT_PREFIX = (
@@ -53,37 +37,19 @@ def program_text(src: Path, light: bool = False) -> str:
 
 
 def private_project(src: Path, dst: Path, light: bool = False) -> Path:
-    """Pulumi.yaml and __main__.py of `src` in `dst`, with the repo's virtualenv linked in as .venv."""
-    dst.mkdir(parents=True)
-    shutil.copy(src / "Pulumi.yaml", dst / "Pulumi.yaml")
-    (dst / "__main__.py").write_text(program_text(src, light))
-    (dst / ".venv").symlink_to(REPO / ".venv")
-    return dst
+    """A private copy of `src` (devtools.pulumi_cli.private_project), light_k8s installed when `light`."""
+    return copy_project(dst, src, program_text(src, light))
 
 
-@dataclass
-class Stack:
+class Stack(CliStack[Run]):
     """One stack of a project directory on the local file backend, every command timed (bench.measure)."""
 
-    project_dir: Path
-    name: str
-    env: dict[str, str]
-    created: bool = field(default=False, init=False)
-
-    def argv(self, *args: str) -> list[str]:
-        return ["pulumi", *args, "--stack", self.name, "--non-interactive"]
+    def __init__(self, project_dir: Path, name: str, env: dict[str, str]) -> None:
+        super().__init__(project_dir, name, env, lambda argv, env, cwd: timed(argv, env, cwd))
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Run:
-        return timed(self.argv(*args), {**self.env, **(env or {})}, self.project_dir)
-
-    def init(self) -> Stack:
-        timed(["pulumi", "stack", "init", self.name, "--non-interactive"], self.env, self.project_dir).check()
-        self.created = True
-        return self
-
-    def set_config(self, values: dict[str, str]) -> None:
-        for key, value in values.items():
-            self.run("config", "set", key, value).check()
+        """One timed `pulumi` command on this stack."""
+        return self.pulumi(*args, env=env)
 
     def up(self, *flags: str, env: dict[str, str] | None = None) -> Run:
         """`pulumi up --yes` plus `flags` (e.g. --skip-preview), checked."""
@@ -91,33 +57,7 @@ class Stack:
 
     def last_update(self) -> dict[str, Any]:
         """The newest entry of `pulumi stack history --json`."""
-        res = self.run("stack", "history", "--json", "--page-size", "1").check()
-        entries: list[dict[str, Any]] = json.loads(res.stdout)
-        return entries[0]
-
-    def urn_of(self, type_token: str) -> str:
-        """The URN of the only resource of a type in the stack state."""
-        res = self.run("stack", "export").check()
-        urns = [
-            r["urn"] for r in json.loads(res.stdout)["deployment"]["resources"] if r.get("type") == type_token
-        ]
-        if len(urns) != 1:
-            raise SystemExit(f"bench: expected one {type_token} in stack {self.name}, found {urns}")
-        return str(urns[0])
-
-    def destroy(self, *flags: str) -> list[str]:
-        """Destroy the stack's resources and remove the stack; returns problems (never raises)."""
-        if not self.created:
-            return []
-        problems = []
-        res = self.run("destroy", "--yes", "--skip-preview", *flags)
-        if res.code != 0:
-            problems.append(f"pulumi destroy of {self.name} failed: {res.stderr.strip()[-500:]}")
-        res = self.run("stack", "rm", "--yes", "--force")
-        if res.code != 0:
-            problems.append(f"pulumi stack rm {self.name} failed: {res.stderr.strip()[-500:]}")
-        self.created = False
-        return problems
+        return self.history("--page-size", "1")[0]
 
 
 def kubectl(env: dict[str, str], *args: str) -> str:
@@ -135,7 +75,6 @@ def changes(update: dict[str, Any]) -> dict[str, int]:
 APP = "web"
 STABLE_IMAGE = "registry.example/web:1.0.0"
 CANARY_IMAGE = "registry.example/web:1.1.0"
-ROUTE_TYPE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 
 @dataclass
@@ -162,6 +101,8 @@ class Release:
                     "stableReplicas": "1",
                     "canaryReplicas": "1",
                     "canaryWeight": weight,
+                    # The default GatewayClass has no controller: nothing will ever accept the route.
+                    "waitForGateway": "false",
                 }
             )
             return release, stack.up("--skip-preview")
@@ -177,7 +118,7 @@ class Release:
         out = kubectl(
             self.stack.env,
             "get",
-            "httproute.gateway.networking.k8s.io",
+            ROUTE_RESOURCE,
             APP,
             "-n",
             self.namespace,

@@ -26,7 +26,8 @@ from typing import Any
 
 from bench import trace
 from bench.rollback import rotated
-from bench.stacks import ROUTE_TYPE, Release, changes
+from bench.stacks import Release, changes
+from canary.gateway_api import ROUTE_TYPE
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,6 @@ becomes a weight.
 import re
 from decimal import Decimal
 
-MAX_WEIGHT = 1_000_000
-"""Gateway API's upper bound for one backendRef weight (and so for the sum this module produces)."""
-
 MAX_DECIMALS = 4
 """Decimal places a percent may have: 100 * 10**4 is MAX_WEIGHT, the finest split the API can express."""
 
@@ -88,3 +85,10 @@ def percent_number(percent: Decimal) -> int | float:
     if percent == percent.to_integral_value():
         return int(percent)
     return float(percent)
+
+
+def show_percent(percent: Decimal) -> str:
+    """A percent for people: exact when it has at most 4 decimals (as config allows), else rounded, "~"."""
+    if decimals(percent) <= 4:
+        return f"{format_percent(percent)}%"
+    return f"~{format_percent(percent.quantize(Decimal('0.0001')))}%"

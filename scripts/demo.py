@@ -16,6 +16,7 @@ where to go on by hand.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,15 +24,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from canary.live import LiveReader
+from canary.ops.errors import ClusterUnreachable, Refused, TrafficProblem
+from canary.ops.kube import LiveReader
+from canary.ops.verify_flow import VerifyOptions, verify
 from canary.weights import format_percent
+from devtools.pulumi_cli import CliStack
 
 REPO = Path(__file__).resolve().parents[1]
 WORKDIR = REPO / ".state" / "demo"
 STACK = "dev"
-APP = "podinfo"
-NAMESPACE = "gateway-canary"
 V1, V2, V3 = (f"ghcr.io/stefanprodan/podinfo:{v}" for v in ("6.7.0", "6.7.1", "6.8.0"))
 
 
@@ -68,49 +71,86 @@ def prepare_workdir() -> None:
         venv.symlink_to(REPO / ".venv")
 
 
-def pulumi(*args: str) -> str:
-    cmd = ["pulumi", *args, "--stack", STACK, "--non-interactive"]
-    proc = subprocess.run(cmd, cwd=WORKDIR, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"demo: `{' '.join(cmd)}` failed (exit {proc.returncode})")
-    return proc.stdout
+@dataclass
+class Ran:
+    """One finished command; `check` ends the demo with its output when it failed."""
+
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+
+    def check(self, what: str | None = None) -> Ran:
+        if self.code != 0:
+            sys.stderr.write(self.stdout + self.stderr)
+            raise SystemExit(f"demo: `{what or ' '.join(self.args)}` failed (exit {self.code})")
+        return self
 
 
-def ensure_stack() -> None:
-    listed = subprocess.run(
-        ["pulumi", "stack", "ls", "--json"], cwd=WORKDIR, capture_output=True, text=True, check=True
-    ).stdout
-    if f'"name": "{STACK}"' not in listed:
-        subprocess.run(["pulumi", "stack", "init", STACK, "--non-interactive"], cwd=WORKDIR, check=True)
+def run(argv: list[str], env: dict[str, str], cwd: Path) -> Ran:
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    return Ran(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def demo_stack() -> CliStack[Ran]:
+    """Stack `dev` of the demo's project copy (devtools.pulumi_cli: the driver the tests and bench use)."""
+    stack = CliStack(WORKDIR, STACK, dict(os.environ), run)
+    listed = run(["pulumi", "stack", "ls", "--json"], stack.env, WORKDIR).check()
+    if STACK in {entry["name"] for entry in json.loads(listed.stdout)}:
+        stack.created = True
+        return stack
+    return stack.init()
+
+
+SAMPLE = 400
+"""Requests sent through the Gateway after each step: the article's `curl` loop and `sort | uniq -c`."""
+
+
+def measured_split(outputs: dict[str, Any]) -> str:
+    """What the data plane did with SAMPLE requests (canary.ops.verify_flow, as `canary verify` does): the
+    count per track, and whether it fits the live route's split. The local cluster's Envoy is real."""
+    try:
+        verification = verify(outputs, LiveReader(), VerifyOptions(requests=SAMPLE))
+    except (Refused, TrafficProblem, ClusterUnreachable) as err:
+        return f"(not measured: {err})"[:27]
+    tally = verification.tally
+    tracks = verification.versions
+    counts = " ".join(f"{tracks.get(v, v)} {n}" for v, n in sorted(tally.by_version.items()))
+    failed = f" +{tally.failed} failed" if tally.failed else ""
+    return f"{counts}{failed} {'ok' if verification.verdict.ok else 'OFF'}"
 
 
 def main() -> int:
     prepare_workdir()
-    ensure_stack()
+    stack = demo_stack()
     live = LiveReader()
     kubeconfig = os.environ.get("KUBECONFIG")
-    print(f"gateway-canary demo: stack '{STACK}', namespace '{NAMESPACE}', kubeconfig {kubeconfig}")
+    print(f"gateway-canary demo: stack '{STACK}', kubeconfig {kubeconfig}")
     print()
-    header = f"{'Time':<8}{'Stable':>7}{'Canary':>8}  {'Step (s)':>8}  Action"
+    measured = f"Measured ({SAMPLE} requests)"
+    header = f"{'Time':<8}{'Stable':>7}{'Canary':>8}  {'Step (s)':>8}  {measured:<28}Action"
     print(header)
-    print("-" * 72)
+    print("-" * 100)
     started = time.monotonic()
     for index, step in enumerate(STEPS):
         t0 = time.monotonic()
-        for key, value in step.config.items():
-            pulumi("config", "set", key, value)
+        stack.set_config(step.config)
         # The first step refreshes: if the cluster was recreated since the last run (make cluster-down/up),
         # the stack's state names objects that no longer exist, and a refresh drops them so they are created.
         refresh = ["--refresh"] if index == 0 else []
-        pulumi("up", "--yes", "--skip-preview", *refresh, "--message", step.action)
+        stack.pulumi("up", "--yes", "--skip-preview", *refresh, "--message", step.action).check()
         took = time.monotonic() - t0
-        state = live.route(APP, NAMESPACE)
+        release = stack.outputs()
+        state = live.route(str(release["routeName"]), str(release["namespace"]))
         if state is None:
             raise SystemExit("demo: the HTTPRoute is missing after `pulumi up`")
         canary = "-" if state.canary_weight is None else f"{format_percent(state.canary_percent)}%"
         stable = f"{format_percent(state.stable_percent)}%"
-        print(f"T+{t0 - started:<6.0f}{stable:>7}{canary:>8}  {took:>8.1f}  {step.action}", flush=True)
+        measured = measured_split(release)
+        print(
+            f"T+{t0 - started:<6.0f}{stable:>7}{canary:>8}  {took:>8.1f}  {measured:<28}{step.action}",
+            flush=True,
+        )
     print()
     print(f"State:      {os.environ.get('PULUMI_BACKEND_URL')} (stack '{STACK}')")
     print(f"Kubeconfig: {os.environ.get('KUBECONFIG')}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the wrapper modules' go.mod/go.sum under tools/ from tools/versions.env.
 #
-# Usage: scripts/pin-tools.sh [pulumi|pulumi-language-python|kubernetes-provider|kubernetes|etcd|kwok ...]
+# Usage: scripts/pin-tools.sh [pulumi|pulumi-language-python|kubernetes-provider|kubernetes|etcd|kwok|
+#        envoy-gateway|podinfo|pulumi-yaml ...]
 #
 # Why wrappers: `go install pkg@version` refuses modules whose go.mod has replace directives (Pulumi,
 # Kubernetes, the Kubernetes provider all have them). Each tool gets its own small module so one tool's
@@ -89,8 +90,33 @@ pin_kwok() {
   go mod tidy
 }
 
+pin_envoy-gateway() {
+  # No replace directives upstream: a plain wrapper. Its build list shares k8s.io/* with the Kubernetes tools.
+  fresh envoy-gateway
+  cd tools/envoy-gateway
+  go get -tool "github.com/envoyproxy/gateway/cmd/envoy-gateway@${ENVOY_GATEWAY_VERSION}"
+  go mod tidy
+}
+
+pin_podinfo() {
+  fresh podinfo
+  cd tools/podinfo
+  go get -tool "github.com/stefanprodan/podinfo/cmd/podinfo@${PODINFO_MODULE}"
+  go mod tidy
+}
+
+pin_pulumi-yaml() {
+  # Pulumi YAML's language host: upstream's server behind a small main.go of ours in the folder (it adds
+  # Link, see main.go). pulumi-yaml has no replace directives; the wrapper keeps the pulumi pkg/sdk
+  # versions pulumi-yaml itself requires, as upstream's release build does.
+  fresh pulumi-yaml
+  cd tools/pulumi-yaml
+  go get "github.com/pulumi/pulumi-yaml@${PULUMI_YAML_VERSION}"
+  go mod tidy
+}
+
 tools=("$@")
-[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok)
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok envoy-gateway podinfo pulumi-yaml)
 for t in "${tools[@]}"; do
   echo "== pinning $t"
   ( "pin_$t" )

@@ -28,8 +28,9 @@ from typing import Any
 
 import yaml
 
+from canary.gateway_api import ROUTE_TYPE
+
 COMPONENT_TYPE = "gateway-canary:index:CanaryRelease"
-ROUTE_TYPE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 
 # libyaml when it is there: the pure-Python loader takes 15-30 ms for Pulumi.yaml, about a quarter of the

@@ -8,39 +8,21 @@ are independent and can be read one at a time.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canary.live import json_stream, route_state
-
-REPO = Path(__file__).resolve().parents[2]
-ROUTE = "httproute.gateway.networking.k8s.io"
-
-
-def project_env() -> dict[str, str]:
-    """The environment of scripts/env.sh (toolchain on PATH, local backend, offline Pulumi), read from the
-    script itself so the tests and the Makefile can never disagree."""
-    out = subprocess.run(
-        ["bash", "-c", "source scripts/env.sh && env -0"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        env={**os.environ},
-    ).stdout
-    env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
-    return env
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+from canary.gateway_api import ROUTE_RESOURCE as ROUTE
+from canary.ops.kube import LiveReader
+from canary.ops.kube import Watch as KubeWatch
+from canary.route_state import route_state
+from devtools.pulumi_cli import REPO as REPO
+from devtools.pulumi_cli import CliStack, private_project, unique
+from devtools.pulumi_cli import project_env as project_env
 
 
 @dataclass
@@ -56,9 +38,9 @@ class Result:
     def output(self) -> str:
         return self.stdout + self.stderr
 
-    def check(self) -> Result:
+    def check(self, what: str | None = None) -> Result:
         if self.code != 0:
-            command = " ".join(self.args)
+            command = what or " ".join(self.args)
             raise AssertionError(
                 f"{command} exited {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
             )
@@ -83,14 +65,8 @@ class Kube:
         return Result(["kubectl", *args], proc.returncode, proc.stdout, proc.stderr)
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The live object, or None when the apiserver says it does not exist."""
-        ns = ["-n", namespace] if namespace else []
-        res = self.run("get", kind, name, *ns, "-o", "json")
-        if res.code != 0:
-            if "NotFound" in res.stderr:
-                return None
-            res.check()
-        return json.loads(res.stdout)  # type: ignore[no-any-return]
+        """The live object, or None when the apiserver says it does not exist (the product's own reader)."""
+        return LiveReader(self.env).get(kind, name, namespace)
 
     def apply(self, manifest: str) -> Result:
         """`kubectl apply -f -` of a YAML manifest (checked)."""
@@ -101,28 +77,15 @@ class Kube:
         return json.loads(res.stdout)["items"]  # type: ignore[no-any-return]
 
 
-@dataclass
-class PulumiStack:
-    """One stack of a Pulumi project directory, on the local file backend, driven through the CLI."""
+class PulumiStack(CliStack[Result]):
+    """One stack of a project directory, driven through the CLI (devtools.pulumi_cli), each command's
+    outcome a Result for assertion messages."""
 
-    project_dir: Path
-    name: str
-    env: dict[str, str]
-    created: bool = field(default=False, init=False)
+    def __init__(self, project_dir: Path, name: str, env: dict[str, str]) -> None:
+        super().__init__(project_dir, name, env, lambda argv, env, cwd: run(argv, env, cwd))
 
-    def pulumi(self, *args: str, timeout: float = 600) -> Result:
-        return run(
-            ["pulumi", *args, "--stack", self.name, "--non-interactive"], self.env, self.project_dir, timeout
-        )
-
-    def init(self) -> PulumiStack:
-        run(["pulumi", "stack", "init", self.name, "--non-interactive"], self.env, self.project_dir).check()
-        self.created = True
-        return self
-
-    def set_config(self, values: dict[str, str]) -> None:
-        for key, value in values.items():
-            self.pulumi("config", "set", key, value).check()
+    def pulumi(self, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Result:
+        return run(self.argv(*args), {**self.env, **(env or {})}, self.project_dir, timeout)
 
     def set_config_object(self, key: str, value: Any) -> None:
         self.pulumi("config", "set", "--path", key, json.dumps(value)).check()
@@ -137,7 +100,7 @@ class PulumiStack:
     def start_up(self) -> subprocess.Popen[str]:
         """`pulumi up` in the background, in its own session (so a kill of its group takes its plugins)."""
         return subprocess.Popen(
-            ["pulumi", "up", "--yes", "--skip-preview", "--stack", self.name, "--non-interactive"],
+            self.argv("up", "--yes", "--skip-preview"),
             cwd=self.project_dir,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -146,19 +109,22 @@ class PulumiStack:
             start_new_session=True,
         )
 
-    def outputs(self) -> dict[str, Any]:
-        return json.loads(self.pulumi("stack", "output", "--json").check().stdout)  # type: ignore[no-any-return]
+    def history(self, *flags: str) -> list[dict[str, Any]]:
+        """Updates, newest first, secrets shown (tests check what was recorded)."""
+        return super().history("--show-secrets", *flags)
 
-    def history(self) -> list[dict[str, Any]]:
-        """Updates, newest first, as `pulumi stack history --json` prints them."""
-        res = self.pulumi("stack", "history", "--json", "--show-secrets").check()
-        return json.loads(res.stdout)  # type: ignore[no-any-return]
 
-    def destroy(self) -> None:
-        if not self.created:
-            return
-        self.pulumi("destroy", "--yes", "--skip-preview", timeout=300)
-        self.pulumi("stack", "rm", "--yes", "--force")
+CANARY = str(REPO / ".venv" / "bin" / "canary")
+"""The `canary` console script of the checkout's virtualenv."""
+
+
+def canary(stack: PulumiStack, *args: str, command: list[str] | None = None) -> Result:
+    """Run the CLI on `stack`, with no terminal on stdin (so nothing can wait for an answer)."""
+    argv = [*(command or [CANARY]), *args, "--cwd", str(stack.project_dir), "--stack", stack.name]
+    proc = subprocess.run(
+        argv, env=stack.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
+    return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
@@ -210,25 +176,33 @@ def copy_project(src: Path, dst: Path) -> Path:
 
 
 def release_project(dst: Path) -> Path:
-    """A private copy of the repo's own program (Pulumi.yaml + __main__.py) with the repo's virtualenv
-    linked in, so a test's stack config never touches the checkout and tests can run side by side."""
-    dst.mkdir(parents=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(REPO / name, dst / name)
-    (dst / ".venv").symlink_to(REPO / ".venv")
-    return dst
+    """A private copy of the repo's own program (devtools.pulumi_cli.private_project)."""
+    return private_project(dst)
+
+
+NO_DATA_PLANE_CLASS = "gateway-canary"
+"""The GatewayClass no controller claims (Pulumi.yaml's default): nothing writes route or Gateway status."""
+
+
+def gateway_settings(config: dict[str, str]) -> dict[str, str]:
+    """What a release on `config`'s GatewayClass needs: on the no-data-plane class nothing will ever accept
+    the route, so `pulumi up` must not wait for the gateway's verdict (waitForGateway false)."""
+    if config.get("gatewayClassName", NO_DATA_PLANE_CLASS) == NO_DATA_PLANE_CLASS:
+        return {"waitForGateway": "false"}
+    return {}
 
 
 def release_stack(env: dict[str, str], where: Path, prefix: str, config: dict[str, str]) -> PulumiStack:
     """A new stack `<prefix>-...` of the repo's program in `where/project`, with `config` set and nothing
-    deployed. The namespace is `gc-<prefix>-...` unless `config` names one."""
+    deployed. The namespace is `gc-<prefix>-...` unless `config` names one; on the no-data-plane class the
+    update does not wait for a gateway verdict (gateway_settings)."""
     stack = PulumiStack(release_project(where / "project"), unique(prefix), env).init()
-    stack.set_config({"namespace": unique(f"gc-{prefix}"), **config})
+    stack.set_config({"namespace": unique(f"gc-{prefix}"), **gateway_settings(config), **config})
     return stack
 
 
 class Watch:
-    """Records every watch event of one resource kind in a namespace, in a background `kubectl --watch`.
+    """Records every watch event of one resource kind in a namespace (canary.ops.kube.Watch with events).
 
     Events are ordered by the objects' resourceVersion, which a single etcd hands out from one increasing
     revision counter; the API calls it opaque, and these tests use it only as an ordering witness on the
@@ -236,26 +210,7 @@ class Watch:
     """
 
     def __init__(self, env: dict[str, str], kind: str, namespace: str) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._proc = subprocess.Popen(
-            ["kubectl", "get", kind, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for event in json_stream(self._proc.stdout):
-            self.events.append((event["type"], event["object"]))
+        self._watch = KubeWatch(kind, namespace, events=True, env=env)
 
     def stop(self) -> list[tuple[str, dict[str, Any]]]:
-        self._proc.terminate()
-        self._proc.wait(timeout=10)
-        self._thread.join(timeout=10)
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-        return self.events
+        return [(event["type"], event["object"]) for _, event in self._watch.stop()]

@@ -16,13 +16,16 @@ from typing import Any
 
 import pytest
 
-from canary.live import route_state
+from canary.gateway_api import ROUTE_RESOURCE as ROUTE
+from canary.ops.actor import split_actor
+from canary.route_state import route_state, split_rule_index
 from tests.integration.harness import (
-    REPO,
+    CANARY,
     Kube,
     PulumiStack,
     Result,
     assert_stable_only,
+    canary,
     is_available,
     release_project,
     release_stack,
@@ -32,17 +35,6 @@ from tests.integration.harness import (
 APP = "web"
 V1 = "registry.example/web:1.0.0"
 V2 = "registry.example/web:1.1.0"
-ROUTE = "httproute.gateway.networking.k8s.io"
-CANARY = str(REPO / ".venv" / "bin" / "canary")
-
-
-def canary(stack: PulumiStack, *args: str, command: list[str] | None = None) -> Result:
-    """Run the CLI on `stack`, with no terminal on stdin (so nothing can wait for an answer)."""
-    argv = [*(command or [CANARY]), *args, "--cwd", str(stack.project_dir), "--stack", stack.name]
-    proc = subprocess.run(
-        argv, env=stack.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
-    )
-    return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
 
 def refused(result: Result) -> str:
@@ -60,6 +52,13 @@ def live_weights(kube: Kube, ns: str) -> tuple[int, int | None]:
 
 def last_update(stack: PulumiStack) -> dict[str, Any]:
     return stack.history()[0]
+
+
+def message_of(update: dict[str, Any]) -> str:
+    """An update's message without the actor trailer every update of the CLI carries (canary.ops.actor)."""
+    message, actor = split_actor(update["message"])
+    assert actor, f"no actor recorded in {update['message']!r}"
+    return message
 
 
 @pytest.fixture(scope="class")
@@ -89,11 +88,13 @@ class TestCliWalk:
         assert "DRIFT" not in out
 
         data = json.loads(canary(stack, "status", "--json").check().stdout)
-        assert data["deployed"]["canaryWeight"] == "0"
+        assert data["deployed"]["canaryPercent"] == "0"
         assert data["replicas"]["stable"] == {"ready": 2, "desired": 2}
         assert data["liveRoute"]["headerRule"] == {"name": "x-canary", "value": "true"}
         assert data["lastUpdate"]["result"] == "succeeded"
         assert data["drift"] == []
+        # The quick path (the stack's files, the apiserver directly) reads what the Automation API reads.
+        assert json.loads(canary(stack, "status", "--json", "--no-fast").check().stdout) == data
 
     def test_02_python_dash_m_is_the_same_command(self, walk) -> None:
         stack, _ = walk
@@ -118,7 +119,7 @@ class TestCliWalk:
         assert "phase        canary 5%" in res.stdout, "the new state is printed after the update"
         assert live_weights(kube, ns) == (95, 5)
         latest = last_update(stack)
-        assert latest["message"] == f"canary 0% -> 5% ({V2})"
+        assert message_of(latest) == f"canary 0% -> 5% ({V2})"
         assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
 
     def test_05_preview_markdown_says_what_the_next_up_does_to_traffic(self, walk) -> None:
@@ -146,6 +147,7 @@ class TestCliWalk:
         stack, ns = walk
         stack.set_config({"canaryWeight": "50"})
         stack.up(message="canary 5% -> 50% by hand").check()
+        split = split_rule_index(kube.get(ROUTE, APP, ns) or {}, APP)
         kube.run(
             "patch",
             ROUTE,
@@ -156,8 +158,8 @@ class TestCliWalk:
             "-p",
             json.dumps(
                 [
-                    {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 20},
-                    {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 80},
+                    {"op": "replace", "path": f"/spec/rules/{split}/backendRefs/0/weight", "value": 20},
+                    {"op": "replace", "path": f"/spec/rules/{split}/backendRefs/1/weight", "value": 80},
                 ]
             ),
         ).check()
@@ -165,10 +167,12 @@ class TestCliWalk:
         assert "DRIFT: live route sends 80% to canary, stack says 50%" in out
         data = json.loads(canary(stack, "status", "--json").check().stdout)
         assert data["drift"] == ["DRIFT: live route sends 80% to canary, stack says 50%"]
+        assert json.loads(canary(stack, "status", "--json", "--no-fast").check().stdout) == data
 
     def test_08_rollback_updates_only_the_route_and_prints_its_timing(self, walk, kube: Kube) -> None:
         stack, ns = walk
-        res = canary(stack, "rollback", "--yes").check()
+        # The `pulumi up` path; the fast path (the default) has test_fast_rollback.py.
+        res = canary(stack, "rollback", "--yes", "--no-fast").check()
         assert "Rolled back: live route at canary 0% " in res.stdout
         assert "s after the rollback started (pulumi up took " in res.stdout
         assert "Previewing" not in res.stdout, "rollback skips the preview"
@@ -176,7 +180,7 @@ class TestCliWalk:
         canary_dep = kube.get("deployment", f"{APP}-canary", ns)
         assert is_available(canary_dep), "canary pods must stay warm after a rollback"
         latest = last_update(stack)
-        assert latest["message"] == "rollback canary 50% -> 0% (live route was at 80%)"
+        assert message_of(latest) == "rollback canary 50% -> 0% (live route was at 80%)"
         assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
         assert latest["environment"].get("pulumi.flag.target") == "set", "the update targets the route"
         out = canary(stack, "status").check().stdout
@@ -200,7 +204,7 @@ class TestCliWalk:
         assert f"stable image {V1} -> {V2}" in res.stdout
         assert "phase        stable" in res.stdout
         assert len(stack.history()) == updates + 1, "promote is one update"
-        assert last_update(stack)["message"] == f"promote {V2}"
+        assert message_of(last_update(stack)) == f"promote {V2}"
         assert_stable_only(kube, APP, ns, V2)
         assert kube.get("service", f"{APP}-canary", ns) is None
         assert stack.outputs()["canaryImage"] == ""
@@ -218,7 +222,7 @@ class TestCliWalk:
         assert plot.stat().st_size > 10_000
 
         rows = json.loads(canary(stack, "history", "--json").check().stdout)["rows"]
-        steps = [(r["fromWeight"], r["toWeight"]) for r in rows]
+        steps = [(r["fromPercent"], r["toPercent"]) for r in rows]
         assert steps == [(None, "0"), ("0", "5"), ("5", "50"), ("50", "0"), ("0", "100"), ("100", "0")]
         assert all(r["result"] == "succeeded" for r in rows)
 
@@ -236,9 +240,10 @@ def test_step_and_promote_refuse_after_a_failed_update(
     """A ResourceQuota allowing one Service makes the apiserver reject the canary Service: the update that
     deploys the canary fails, and the CLI will not move traffic on top of it."""
     ns = unique("gc-fail")
-    stack = PulumiStack(release_project(tmp_path / "project"), unique("fail"), env).init()
+    stack = release_stack(
+        env, tmp_path, "fail", {"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"}
+    )
     try:
-        stack.set_config({"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"})
         stack.up(message="deploy stable").check()
         err = refused(canary(stack, "step", "--yes"))
         assert "no canary is deployed (canaryImage is empty)" in err
@@ -274,3 +279,19 @@ def test_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
     project = release_project(tmp_path / "project")
     missing = run("status", "--cwd", str(project), "--stack", unique("nosuch"))
     assert missing.code == 2 and "no stack named" in missing.stderr, missing.output
+
+
+def test_a_bad_canary_plan_is_refused_by_the_cli_naming_it(env: dict[str, str], tmp_path: Path) -> None:
+    """canaryPlan is the CLI's setting (the program ignores it): `canary step` validates it with the same
+    rules and messages, and refuses before touching the stack."""
+    stack = release_stack(env, tmp_path, "plan", {"appName": APP, "canaryImage": V2})
+    try:
+        stack.set_config_object("canaryPlan", [25, 5, 150])
+        before = stack.pulumi("config", "--json").check().stdout
+        err = refused(canary(stack, "step", "--yes"))
+        assert "canaryPlan: '[25, 5, 150]' is not allowed: " in err, err
+        assert "strictly increasing whole percents in 1..100" in err and "Traceback" not in err
+        assert stack.pulumi("config", "--json").check().stdout == before, "the config was not touched"
+        assert stack.history() == [], "no update ran"
+    finally:
+        stack.destroy()

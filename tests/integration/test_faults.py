@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.live import route_state
+from canary.route_state import route_state, split_rule_index
 from tests.integration.harness import (
     ROUTE,
     Kube,
@@ -127,7 +127,7 @@ def test_hand_edited_route_is_detected_and_restored(stack: PulumiStack, kube: Ku
     ns = namespace_of(stack)
     stack.set_config({"canaryImage": V2, "canaryWeight": "25"})
     stack.up().check()
-    split = len(kube.get(ROUTE, APP, ns)["spec"]["rules"]) - 1  # type: ignore[index]
+    split = split_rule_index(kube.get(ROUTE, APP, ns) or {}, APP)
     patch = [
         {"op": "replace", "path": f"/spec/rules/{split}/backendRefs/0/weight", "value": 50},
         {"op": "replace", "path": f"/spec/rules/{split}/backendRefs/1/weight", "value": 50},

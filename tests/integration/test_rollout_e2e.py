@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
-from canary.live import RouteState, route_state
+from canary.gateway_api import ROUTE_RESOURCE as ROUTE
+from canary.gateway_api import ROUTE_TYPE
+from canary.route_state import RouteState, route_state
 from tests.integration.harness import (
     Kube,
     PulumiStack,
     Watch,
     assert_stable_only,
     is_available,
-    release_project,
     release_stack,
     unique,
 )
@@ -30,7 +31,6 @@ from tests.integration.harness import (
 APP = "web"
 V1 = "registry.example/web:1.0.0"
 V2 = "registry.example/web:1.1.0"
-ROUTE = "httproute.gateway.networking.k8s.io"
 
 
 def live_route(kube: Kube, namespace: str, name: str = APP) -> RouteState:
@@ -50,9 +50,6 @@ def planned_steps(stack: PulumiStack) -> list[tuple[str, str]]:
     res = stack.preview("--json").check()
     steps = json.loads(res.stdout).get("steps", [])
     return [(s["op"], s["urn"].split("::")[-2].split("$")[-1]) for s in steps if s["op"] != "same"]
-
-
-ROUTE_TYPE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 
 def versions(kube: Kube, namespace: str) -> dict[str, str]:
@@ -91,9 +88,9 @@ class TestRolloutWalk:
         assert canary is not None and is_available(canary)
         route = kube.get(ROUTE, APP, ns)
         assert route is not None
-        first = route["spec"]["rules"][0]
-        assert first["matches"][0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "true"}]
-        assert [r["name"] for r in first["backendRefs"]] == [f"{APP}-canary"]
+        header = route["spec"]["rules"][1]
+        assert header["matches"][0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "true"}]
+        assert [r["name"] for r in header["backendRefs"]] == [f"{APP}-canary"]
         state = route_state(route, APP)
         assert (state.stable_weight, state.canary_weight) == (100, 0)
         assert stack.outputs()["canaryWeight"] == 0
@@ -218,26 +215,28 @@ def test_mirror_and_sub_percent_weight_round_trip(env: dict[str, str], kube: Kub
     """0.5% is accepted by the apiserver's own validation and read back exactly; the mirror filter carries
     its percent."""
     ns = unique("gc-mirror")
-    stack = PulumiStack(release_project(tmp_path / "project"), unique("mirror"), env).init()
+    stack = release_stack(
+        env,
+        tmp_path,
+        "mirror",
+        {
+            "appName": APP,
+            "namespace": ns,
+            "stableImage": V1,
+            "canaryImage": V2,
+            "stableReplicas": "1",
+            "canaryWeight": "0.5",
+            "mirrorPercent": "10",
+        },
+    )
     try:
-        stack.set_config(
-            {
-                "appName": APP,
-                "namespace": ns,
-                "stableImage": V1,
-                "canaryImage": V2,
-                "stableReplicas": "1",
-                "canaryWeight": "0.5",
-                "mirrorPercent": "10",
-            }
-        )
         stack.up().check()
         route = kube.get(ROUTE, APP, ns)
         assert route is not None
         state = route_state(route, APP)
         assert (state.stable_weight, state.canary_weight) == (995, 5)
         assert state.canary_percent == Decimal("0.5")
-        split = route["spec"]["rules"][-1]
+        split = route["spec"]["rules"][0]
         assert [f["type"] for f in split["filters"]] == ["RequestMirror"]
         mirror = split["filters"][0]["requestMirror"]
         assert mirror["percent"] == 10
@@ -264,19 +263,21 @@ spec:
   - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: All}}}}}}
 """,
     )
-    stack = PulumiStack(release_project(tmp_path / "project"), unique("attach"), env).init()
+    stack = release_stack(
+        env,
+        tmp_path,
+        "attach",
+        {
+            "appName": APP,
+            "namespace": ns,
+            "stableImage": V1,
+            "stableReplicas": "1",
+            "createGateway": "false",
+            "gatewayName": "shared",
+            "gatewayNamespace": shared_ns,
+        },
+    )
     try:
-        stack.set_config(
-            {
-                "appName": APP,
-                "namespace": ns,
-                "stableImage": V1,
-                "stableReplicas": "1",
-                "createGateway": "false",
-                "gatewayName": "shared",
-                "gatewayNamespace": shared_ns,
-            }
-        )
         stack.up().check()
         route = kube.get(ROUTE, APP, ns)
         assert route is not None
@@ -294,9 +295,10 @@ def test_route_has_no_status_without_a_gateway_controller(
     """The local cluster runs no Gateway controller, so nobody sets Accepted; we check that nothing fakes it.
     (A data plane is future work: see the README's 'What the local cluster can and cannot show'.)"""
     ns = unique("gc-status")
-    stack = PulumiStack(release_project(tmp_path / "project"), unique("status"), env).init()
+    stack = release_stack(
+        env, tmp_path, "status", {"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"}
+    )
     try:
-        stack.set_config({"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"})
         stack.up().check()
         route = kube.get(ROUTE, APP, ns)
         assert route is not None

@@ -21,14 +21,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from canary.live import route_state
+from canary.gateway_api import ROUTE_RESOURCE as ROUTE
+from canary.gateway_api import ROUTE_TYPE
+from canary.route_state import route_state
 from tests.integration.harness import (
     REPO,
     Kube,
     PulumiStack,
     Result,
     is_available,
-    release_project,
+    release_stack,
     run,
     unique,
 )
@@ -36,8 +38,6 @@ from tests.integration.harness import (
 APP = "web"
 OPERATOR = "rollout-bot"
 V1, V2 = "registry.example/web:1.0.0", "registry.example/web:1.1.0"
-ROUTE = "httproute.gateway.networking.k8s.io"
-ROUTE_TYPE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 PSS_REJECTION = 'violates PodSecurity "restricted:latest"'
 
@@ -87,19 +87,21 @@ def release(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("security")
     cert, key = self_signed(workdir)
     namespace = unique("gc-sec")
-    stack = PulumiStack(release_project(workdir / "project"), unique("sec"), dict(env)).init()
+    stack = release_stack(
+        dict(env),
+        workdir,
+        "sec",
+        {
+            "appName": APP,
+            "namespace": namespace,
+            "stableImage": V1,
+            "canaryImage": V2,
+            "stableReplicas": "1",
+            "rolloutOperator": OPERATOR,
+            "tlsSecretName": f"{APP}-tls",
+        },
+    )
     try:
-        stack.set_config(
-            {
-                "appName": APP,
-                "namespace": namespace,
-                "stableImage": V1,
-                "canaryImage": V2,
-                "stableReplicas": "1",
-                "rolloutOperator": OPERATOR,
-                "tlsSecretName": f"{APP}-tls",
-            }
-        )
         set_secret(stack, "tlsCert", cert)
         set_secret(stack, "tlsKey", key)
         stack.pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(REPO / "policy")).check()

@@ -1,26 +1,21 @@
 """Test helpers: stack config as the engine passes it, and Pulumi mocks that record what was registered."""
 
-import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+from hypothesis import strategies as st
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
 
-from canary.config import CanaryReleaseArgs, parse_config
+from canary.release.args import CanaryReleaseArgs, args_from_config
+from canary.release.keys import config_string
+from canary.release.settings import ReleaseSettings
+from canary.release.validate import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "gateway-canary"
-
-
-def engine_string(value: Any) -> str:
-    """A config value the way the engine hands it to the program: scalars as text, arrays as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
 
 
 def project_schema() -> dict[str, dict[str, Any]]:
@@ -30,25 +25,35 @@ def project_schema() -> dict[str, dict[str, Any]]:
 
 def project_defaults() -> dict[str, str]:
     """Every declared key with its Pulumi.yaml default, as the engine passes defaults."""
-    return {key: engine_string(decl["default"]) for key, decl in project_schema().items()}
+    return {key: config_string(decl["default"]) for key, decl in project_schema().items()}
 
 
 def stack_file_config(stack: str) -> dict[str, str]:
     """The project-namespace values set in Pulumi.<stack>.yaml, namespace stripped."""
     values = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
     prefix = f"{PROJECT}:"
-    return {key.removeprefix(prefix): engine_string(v) for key, v in values.items() if key.startswith(prefix)}
+    return {key.removeprefix(prefix): config_string(v) for key, v in values.items() if key.startswith(prefix)}
 
 
 def raw_config(**overrides: Any) -> dict[str, str]:
     """Defaults plus overrides (Python values converted as the engine would), key -> string."""
-    return {**project_defaults(), **{key: engine_string(value) for key, value in overrides.items()}}
+    return {**project_defaults(), **{key: config_string(value) for key, value in overrides.items()}}
 
 
-def release_args(**overrides: Any) -> CanaryReleaseArgs:
-    """Validated settings from the defaults plus overrides."""
+def release_settings(**overrides: Any) -> ReleaseSettings:
+    """Validated settings from the defaults plus overrides (config keys, camelCase)."""
     return parse_config(raw_config(**overrides))
 
+
+def component_args(**overrides: Any) -> CanaryReleaseArgs:
+    """The component's args for the defaults plus overrides, as the program builds them from config."""
+    raw = raw_config(**overrides)
+    parse_config(raw)
+    return args_from_config(raw)
+
+
+percents = st.integers(min_value=0, max_value=100 * 10**4).map(lambda n: Decimal(n).scaleb(-4))
+"""Every percent the config accepts: 0..100 in steps of 0.0001 (a hypothesis strategy)."""
 
 CANARY = "ghcr.io/stefanprodan/podinfo:6.7.1"
 """A canary image for tests (the default stable image is 6.7.0)."""

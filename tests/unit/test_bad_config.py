@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from canary.component import CanaryRelease
-from canary.config import ConfigError
+from canary.release.component import CanaryRelease
+from canary.release.render import render
+from canary.release.validate import ConfigError
 from tests.unit.conftest import PulumiMocks
-from tests.unit.helpers import CANARY, REPO, raw_config, release_args, set_stack_config
+from tests.unit.helpers import CANARY, REPO, raw_config, release_settings, set_stack_config
 
 WITH_CANARY = {"canaryImage": CANARY}
 
@@ -44,13 +45,6 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str]] = [
     ({"canaryHeader": "x-canary", **WITH_CANARY}, "canaryHeader"),
     ({"canaryHeader": "x-canary:", **WITH_CANARY}, "canaryHeader"),
     ({"canaryHeader": "x-canary: a\tb", **WITH_CANARY}, "canaryHeader"),
-    ({"canaryPlan": [5, 5, 50]}, "canaryPlan"),
-    ({"canaryPlan": [50, 25]}, "canaryPlan"),
-    ({"canaryPlan": [0, 50]}, "canaryPlan"),
-    ({"canaryPlan": [50, 150]}, "canaryPlan"),
-    ({"canaryPlan": []}, "canaryPlan"),
-    ({"canaryPlan": [5, True]}, "canaryPlan"),
-    ({"canaryPlan": "5,25"}, "canaryPlan"),
     ({"appName": "My_App"}, "appName"),
     ({"appName": "1app"}, "appName"),
     ({"appName": "a" * 57}, "appName"),
@@ -99,11 +93,19 @@ def test_several_problems_reported_in_one_error(pulumi_mocks: PulumiMocks) -> No
     assert pulumi_mocks.mocks.resources == []
 
 
-def test_component_checks_gateway_api_limits_before_registering_itself(pulumi_mocks: PulumiMocks) -> None:
+def test_render_checks_gateway_api_limits_on_what_it_built() -> None:
+    """A second line behind validation: render refuses specs over the apiserver's limits, naming the key."""
     too_many = tuple(f"h{i:02}.example.com" for i in range(17))
-    args = dataclasses.replace(release_args(), hostnames=too_many)
     with pytest.raises(ConfigError) as caught:
-        CanaryRelease("podinfo", args)
+        render(dataclasses.replace(release_settings(), hostnames=too_many))
     assert "hostnames" in caught.value.keys
     assert "over Gateway API's limit of 16" in str(caught.value)
+
+
+def test_component_refuses_bad_args_before_registering_itself(pulumi_mocks: PulumiMocks) -> None:
+    too_many = [f"h{i:02}.example.com" for i in range(17)]
+    with pytest.raises(ConfigError) as caught:
+        CanaryRelease("podinfo", {"hostnames": too_many, "stable_replicas": 0})
+    assert caught.value.keys == ["stableReplicas", "hostnames"]
+    assert "at most 16" in str(caught.value)
     assert pulumi_mocks.mocks.resources == []

@@ -12,7 +12,7 @@ from bench.__main__ import derive, markdown, parse_args
 from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, role, summary
 from bench.program import parse_importtime, top_packages
 from bench.rollback import rollback_patch, rotated
-from canary.live import json_stream
+from canary.ops.kube import json_stream
 
 
 def test_roles_from_command_lines() -> None:
@@ -359,3 +359,22 @@ def test_light_k8s_falls_back_to_the_real_module_for_other_kinds() -> None:
         "bench.experiments.light_k8s",
         "bench.experiments.light_k8s",
     ]
+
+
+def test_status_figures_and_goal() -> None:
+    from bench import status
+
+    raw = {
+        "methods": {key: key for key in status.METHODS},
+        "runs": [
+            {"method": m, "round": r, "seconds": s}
+            for r, row in enumerate([(0.1, 0.4, 3.0), (0.12, 0.5, 3.4), (0.08, 0.6, 2.8)])
+            for m, s in zip(status.METHODS, row, strict=True)
+        ],
+    }
+    derived = {"status": status.derive(raw)}
+    assert derived["status"]["methods"]["canary"]["seconds"]["median"] == pytest.approx(0.5)
+    assert derived["status"]["methods"]["canary-no-fast"]["vsKubectl"] == pytest.approx(30.0)
+    (goal,) = [g for g in report.goals(derived) if g["target"] == report.STATUS_GOAL]
+    assert goal["met"] is True and goal["detail"] == "0.50s (`--no-fast`: 3.00s)"
+    assert "| `canary` (canary) | 0.50s (0.40-0.60) | 5.0x |" in status.markdown(derived["status"])

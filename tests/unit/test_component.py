@@ -1,20 +1,24 @@
 """CanaryRelease wiring under Pulumi mocks: which objects exist per phase, dependencies, outputs."""
 
+import dataclasses
+from decimal import Decimal
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 import pytest
+from hypothesis import given, settings
 
-from canary.component import TYPE_TOKEN, CanaryRelease, render
+from canary.gateway_api import GATEWAY_TYPE as GATEWAY
+from canary.gateway_api import ROUTE_TYPE as ROUTE
+from canary.release.component import TYPE_TOKEN, CanaryRelease
+from canary.release.render import render
 from tests.unit.conftest import PulumiMocks
-from tests.unit.helpers import CANARY, release_args
+from tests.unit.helpers import CANARY, component_args, percents, release_settings
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
-ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 STABLE_ONLY = {
     (TYPE_TOKEN, "podinfo"),
@@ -28,7 +32,7 @@ WITH_CANARY = STABLE_ONLY | {(DEPLOYMENT, "podinfo-canary"), (SERVICE, "podinfo-
 
 
 def build(**overrides: Any) -> CanaryRelease:
-    return CanaryRelease("podinfo", release_args(**overrides))
+    return CanaryRelease("podinfo", component_args(**overrides))
 
 
 def settled(release: CanaryRelease) -> pulumi.Output[list[Any]]:
@@ -91,8 +95,9 @@ def test_resources_and_outputs_per_phase(
 
 @pulumi.runtime.test
 def test_route_spec_is_the_rendered_route(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
-    args = release_args(canaryImage=CANARY, canaryWeight="25", mirrorPercent="10")
-    release = CanaryRelease("podinfo", args)
+    overrides = {"canaryImage": CANARY, "canaryWeight": "25", "mirrorPercent": "10"}
+    args = release_settings(**overrides)
+    release = CanaryRelease("podinfo", component_args(**overrides))
 
     def check(_: Any) -> None:
         route = pulumi_mocks.mocks.named(ROUTE, "podinfo-route").inputs
@@ -101,8 +106,8 @@ def test_route_spec_is_the_rendered_route(pulumi_mocks: PulumiMocks) -> pulumi.O
         assert route["metadata"] == expected["metadata"]
         assert route["spec"] == expected["spec"]
         rules = route["spec"]["rules"]
-        assert "headers" in rules[0]["matches"][0], "header rule comes first"
-        assert rules[1]["filters"][0]["type"] == "RequestMirror"
+        assert rules[0]["filters"][0]["type"] == "RequestMirror", "the split (with the mirror) comes first"
+        assert "headers" in rules[1]["matches"][0]
 
     return settled(release).apply(check)
 
@@ -176,7 +181,8 @@ def test_nothing_but_the_route_depends_on_a_deployment(pulumi_mocks: PulumiMocks
 @pulumi.runtime.test
 def test_children_are_parented_to_the_component(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
     other = pulumi.ComponentResource("test:index:Other", "other")
-    release = CanaryRelease("podinfo", release_args(canaryImage=CANARY), pulumi.ResourceOptions(parent=other))
+    options = pulumi.ResourceOptions(parent=other)
+    release = CanaryRelease("podinfo", component_args(canaryImage=CANARY), options)
 
     def check(_: Any) -> None:
         for (typ, name), parent in pulumi_mocks.monitor.parents.items():
@@ -191,7 +197,7 @@ def test_children_are_parented_to_the_component(pulumi_mocks: PulumiMocks) -> pu
 def test_an_explicit_provider_reaches_every_child(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
     provider = kubernetes.Provider("cluster")
     release = CanaryRelease(
-        "podinfo", release_args(canaryImage=CANARY), pulumi.ResourceOptions(providers=[provider])
+        "podinfo", component_args(canaryImage=CANARY), pulumi.ResourceOptions(providers=[provider])
     )
 
     def check(_: Any) -> None:
@@ -223,8 +229,8 @@ def test_no_namespace_or_gateway_when_attaching(pulumi_mocks: PulumiMocks) -> pu
 
 
 def test_a_weight_change_renders_a_different_route_and_nothing_else() -> None:
-    before = render(release_args(canaryImage=CANARY, canaryWeight="5"))
-    after = render(release_args(canaryImage=CANARY, canaryWeight="25"))
+    before = render(release_settings(canaryImage=CANARY, canaryWeight="5"))
+    after = render(release_settings(canaryImage=CANARY, canaryWeight="25"))
     assert before.route != after.route
     assert before.deployments == after.deployments
     assert before.services == after.services
@@ -232,30 +238,29 @@ def test_a_weight_change_renders_a_different_route_and_nothing_else() -> None:
     assert before.namespace == after.namespace
 
 
-def test_no_weight_outside_the_route() -> None:
-    rendered = render(release_args(canaryImage=CANARY, canaryWeight="37"))
-    others = [
-        rendered.namespace,
-        rendered.gateway,
-        *rendered.deployments.values(),
-        *rendered.services.values(),
-    ]
-    assert "37" not in repr(others)
-    assert "weight" not in repr(others).lower()
+@settings(max_examples=50, deadline=None)
+@given(percents, percents)
+def test_only_the_route_depends_on_the_canary_percent(a: Decimal, b: Decimal) -> None:
+    """Whatever two percents, every object but the route renders identically (a weight change is one
+    in-place update of one object)."""
+    base = release_settings(canaryImage=CANARY, rolloutOperator="bot", mirrorPercent="10")
+    one, other = (render(dataclasses.replace(base, canary_percent=p)) for p in (a, b))
+    assert dataclasses.replace(one, route={}) == dataclasses.replace(other, route={})
+    assert (one.route == other.route) == (a == b)
 
 
 def test_rollback_changes_only_the_route_and_keeps_canary_pods() -> None:
-    at_50 = render(release_args(canaryImage=CANARY, canaryWeight="50"))
-    rolled_back = render(release_args(canaryImage=CANARY, canaryWeight="0"))
+    at_50 = render(release_settings(canaryImage=CANARY, canaryWeight="50"))
+    rolled_back = render(release_settings(canaryImage=CANARY, canaryWeight="0"))
     assert rolled_back.deployments == at_50.deployments
     assert set(rolled_back.deployments) == {"stable", "canary"}
-    split = rolled_back.route["spec"]["rules"][-1]
+    split = rolled_back.route["spec"]["rules"][0]
     assert [ref.get("weight") for ref in split["backendRefs"]] == [100, 0]
 
 
 def test_promote_is_config_only() -> None:
-    at_100 = render(release_args(canaryImage=CANARY, canaryWeight="100"))
-    promoted = render(release_args(stableImage=CANARY, canaryImage="", canaryWeight="0"))
+    at_100 = render(release_settings(canaryImage=CANARY, canaryWeight="100"))
+    promoted = render(release_settings(stableImage=CANARY, canaryImage="", canaryWeight="0"))
     assert set(promoted.deployments) == {"stable"} and set(promoted.services) == {"stable"}
     stable = promoted.deployments["stable"]["spec"]["template"]["spec"]["containers"][0]
     assert stable["image"] == CANARY

@@ -1,25 +1,21 @@
-"""canary.config: parsing the raw stack config, phases, and the Pulumi.yaml schema staying in step."""
+"""canary.release.validate: parsing raw stack config, phases, and the Pulumi.yaml schema staying in step."""
 
 from decimal import Decimal
 
 import pulumi
 import pytest
 
-from canary.config import (
-    CONFIG_KEYS,
-    PHASE_HEADER_ONLY,
-    PHASE_STABLE,
-    CanaryHeader,
-    ConfigError,
-    parse_config,
-    read_stack_config,
-)
+from canary.release.run_error import ProgramConfigError, as_run_error
+from canary.release.settings import CanaryHeader
+from canary.release.stack_config import read_stack_config
+from canary.release.validate import CONFIG_KEYS, ConfigError, parse_config
+from canary.route_state import PHASE_HEADER_ONLY, PHASE_STABLE
 from tests.unit.helpers import (
     CANARY,
     project_defaults,
     project_schema,
     raw_config,
-    release_args,
+    release_settings,
     set_stack_config,
     stack_file_config,
 )
@@ -30,7 +26,7 @@ def test_pulumi_yaml_declares_exactly_the_known_keys_in_order() -> None:
 
 
 def test_every_key_has_type_description_and_default() -> None:
-    allowed_types = {"string", "integer", "boolean", "array"}
+    allowed_types = {"string", "integer", "boolean", "array", "object"}  # object: analysis (ops-only)
     for key, decl in project_schema().items():
         assert decl["type"] in allowed_types, key
         assert decl.get("description"), key
@@ -49,8 +45,7 @@ def test_defaults_parse_to_a_stable_only_release() -> None:
     args = parse_config(project_defaults())
     assert args.app_name == "podinfo"
     assert args.canary_image is None and not args.has_canary
-    assert args.canary_weight == 0
-    assert args.canary_plan == (Decimal(5), Decimal(25), Decimal(50), Decimal(100))
+    assert args.canary_percent == 0
     assert args.canary_header == CanaryHeader("x-canary", "true")
     assert args.header_route is None
     assert args.gateway_name == "podinfo-gateway"
@@ -83,7 +78,7 @@ def test_prod_has_https_hostnames_and_three_stable_replicas() -> None:
     ],
 )
 def test_phase(overrides: dict[str, str], phase: str) -> None:
-    assert release_args(**overrides).phase == phase
+    assert release_settings(**overrides).phase == phase
 
 
 @pytest.mark.parametrize(
@@ -96,11 +91,11 @@ def test_phase(overrides: dict[str, str], phase: str) -> None:
     ],
 )
 def test_canary_header_forms(value: str, expected: CanaryHeader | None) -> None:
-    assert release_args(canaryHeader=value).canary_header == expected
+    assert release_settings(canaryHeader=value).canary_header == expected
 
 
 def test_header_without_canary_image_is_not_an_error_and_not_rendered() -> None:
-    args = release_args(canaryHeader="x-canary: true")
+    args = release_settings(canaryHeader="x-canary: true")
     assert args.canary_header is not None and args.header_route is None
 
 
@@ -117,7 +112,7 @@ def test_header_without_canary_image_is_not_an_error_and_not_rendered() -> None:
     ],
 )
 def test_valid_images(image: str) -> None:
-    assert release_args(canaryImage=image).canary_image == image
+    assert release_settings(canaryImage=image).canary_image == image
 
 
 @pytest.mark.parametrize(
@@ -125,17 +120,17 @@ def test_valid_images(image: str) -> None:
     [["example.com"], ["*.example.com", "a.example.com"], ["a-b.c-d.example"], ["x" * 63 + ".com"]],
 )
 def test_valid_hostnames_are_sorted(hostnames: list[str]) -> None:
-    assert release_args(hostnames=hostnames).hostnames == tuple(sorted(hostnames))
+    assert release_settings(hostnames=hostnames).hostnames == tuple(sorted(hostnames))
 
 
 def test_fractional_weight_and_mirror() -> None:
-    args = release_args(canaryImage=CANARY, canaryWeight="0.5", mirrorPercent="12.25")
-    assert args.canary_weight == Decimal("0.5")
+    args = release_settings(canaryImage=CANARY, canaryWeight="0.5", mirrorPercent="12.25")
+    assert args.canary_percent == Decimal("0.5")
     assert args.mirror_percent == Decimal("12.25")
 
 
 def test_attach_to_existing_gateway() -> None:
-    args = release_args(createGateway=False, gatewayName="shared", gatewayNamespace="infra")
+    args = release_settings(createGateway=False, gatewayName="shared", gatewayNamespace="infra")
     assert (args.gateway_name, args.gateway_namespace) == ("shared", "infra")
 
 
@@ -151,8 +146,13 @@ def test_all_problems_reported_together() -> None:
     )
 
 
-def test_config_error_is_a_run_error_so_pulumi_prints_it_without_a_traceback() -> None:
-    assert issubclass(ConfigError, pulumi.RunError)
+def test_config_error_is_a_run_error_in_the_program_so_pulumi_prints_it_without_a_traceback() -> None:
+    assert issubclass(ProgramConfigError, pulumi.RunError) and issubclass(ProgramConfigError, ConfigError)
+    checked = as_run_error(parse_config)
+    with pytest.raises(ProgramConfigError) as caught:
+        checked(raw_config(canaryWeight="101", stableReplicas=0))
+    assert caught.value.keys == ["canaryWeight", "stableReplicas"]
+    assert str(caught.value).startswith("invalid stack config (2 problems):")
 
 
 def test_typo_suggests_the_key() -> None:

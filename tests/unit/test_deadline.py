@@ -1,4 +1,4 @@
-"""canary.deadline against real child processes that behave like `pulumi up` does on SIGINT (or refuse to)."""
+"""canary.ops.deadline against real child processes that act like `pulumi up` on SIGINT (or refuse to)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from canary.cli import positive_seconds
-from canary.deadline import DeadlineExceeded, run_with_deadline
-from canary.rollout import deadline_advice, update_deadline
-from tests.unit.helpers import release_args
+from canary.cli.main import positive_seconds
+from canary.ops.deadline import DeadlineExceeded, Stop, StoppedEarly, run_with_deadline
+from canary.ops.stack import deadline_advice, update_deadline
+from tests.unit.helpers import release_settings
 
 # A stand-in for the Pulumi CLI: prints, then waits; on SIGINT it says so and exits 1 as Pulumi does after
 # cancelling, or (IGNORE=1) keeps running, like a process that does not honour the interrupt.
@@ -32,7 +32,9 @@ sys.exit(int(os.environ.get("CODE", "0")))
 """
 
 
-def run_fake(tmp_path: Path, deadline: float, grace: float = 5.0, **env: str) -> auto.CommandResult:
+def run_fake(
+    tmp_path: Path, deadline: float, grace: float = 5.0, stop: Stop | None = None, **env: str
+) -> auto.CommandResult:
     script = tmp_path / "fake_pulumi.py"
     script.write_text(FAKE_PULUMI)
     seen: list[str] = []
@@ -43,6 +45,7 @@ def run_fake(tmp_path: Path, deadline: float, grace: float = 5.0, **env: str) ->
         deadline=deadline,
         grace=grace,
         on_output=seen.append,
+        stop=stop,
     )
 
 
@@ -63,6 +66,21 @@ def test_past_the_deadline_the_command_gets_one_interrupt_and_its_output_is_kept
     assert not over.value.killed
     assert over.value.result.code == 1
     assert over.value.result.stdout.splitlines() == ["updating", "^C received; cancelling."]
+
+
+def test_a_stop_interrupts_it_early_once_and_says_why(tmp_path: Path) -> None:
+    stop = Stop()
+    threading.Timer(0.5, stop.set, args=("Accepted=False, NotAllowedByListeners",)).start()
+    with pytest.raises(StoppedEarly) as stopped:
+        run_fake(tmp_path, deadline=60, stop=stop)
+    assert stopped.value.why == "Accepted=False, NotAllowedByListeners"
+    assert not stopped.value.killed and stopped.value.result.code == 1
+    assert stopped.value.result.stdout.splitlines() == ["updating", "^C received; cancelling."]
+
+
+def test_an_unset_stop_changes_nothing(tmp_path: Path) -> None:
+    result = run_fake(tmp_path, deadline=30, stop=Stop(), SLEEP="0")
+    assert result.code == 0
 
 
 def test_a_command_that_ignores_the_interrupt_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -101,8 +119,8 @@ def test_advice_tells_whether_the_lock_is_released_or_the_kill_recovery_is_neede
 
 
 def test_default_deadline_follows_rollout_timeout() -> None:
-    assert update_deadline(release_args(rolloutTimeout=60)) == 60 + 900
-    assert update_deadline(release_args(rolloutTimeout=600)) == 600 + 900
+    assert update_deadline(release_settings(rolloutTimeout=60)) == 60 + 900
+    assert update_deadline(release_settings(rolloutTimeout=600)) == 600 + 900
 
 
 @pytest.mark.parametrize("text", ["0", "-5", "abc", "", "nan", "inf"])

@@ -1,4 +1,4 @@
-"""canary.history: stack history entries -> rollout timeline rows, table and plot."""
+"""canary.ops.history: stack history entries -> rollout timeline rows, table and plot."""
 
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from canary.history import (
+from canary.ops.errors import UsageProblem
+from canary.ops.history import (
     TABLE_HEADER,
     HistoryEntry,
     format_duration,
@@ -116,7 +117,7 @@ def test_refresh_is_left_out_and_destroy_resets_the_weight() -> None:
 def test_sub_percent_weights_stay_exact() -> None:
     rows = rows_of(entry(0, "half", canaryImage=V2, canaryWeight="0.5"))
     assert rows[0].to_percent == Decimal("0.5")
-    assert row_json(rows[0])["toWeight"] == "0.5"
+    assert row_json(rows[0])["toPercent"] == "0.5"
 
 
 @pytest.mark.parametrize(
@@ -124,15 +125,24 @@ def test_sub_percent_weights_stay_exact() -> None:
     [
         (
             {"git.author": "Alice Ops", "git.author.email": "alice@example.com"},
-            "Alice Ops",
+            "Alice Ops (git author)",
         ),
-        ({"git.author": "Alice Ops"}, "Alice Ops"),
+        ({"git.author": "Alice Ops"}, "Alice Ops (git author)"),
         ({"ci.system": "GitHub"}, "CI (GitHub)"),
         ({"exec.kind": "auto.local"}, "unknown"),
     ],
 )
-def test_who_comes_from_the_update_metadata(environment: dict[str, str], expected: str) -> None:
-    assert updated_by(environment) == expected
+def test_without_an_actor_who_comes_from_the_update_metadata(
+    environment: dict[str, str], expected: str
+) -> None:
+    assert updated_by(environment, "deploy") == expected
+
+
+def test_the_actor_in_the_message_wins_and_leaves_the_message() -> None:
+    assert updated_by({"git.author": "Alice Ops", "ci.system": "GitHub"}, "canary 0% -> 5% [by bob]") == "bob"
+    rows = rows_of(entry(0, "canary 0% -> 5% [by bob]", canaryImage=V2, canaryWeight="5"))
+    assert (rows[0].who, rows[0].message) == ("bob", "canary 0% -> 5%")
+    assert row_json(rows[0])["who"] == "bob"
 
 
 def test_table_has_a_header_and_aligned_columns() -> None:
@@ -142,7 +152,7 @@ def test_table_has_a_header_and_aligned_columns() -> None:
     )
     lines = render_table(rows).splitlines()
     assert lines[0].split() == list(TABLE_HEADER)
-    assert lines[1].startswith("1  2026-01-02 10:00:00 UTC  Alice    - -> 0%")
+    assert lines[1].startswith("1  2026-01-02 10:00:00 UTC  Alice (git author)  - -> 0%")
     assert "1m15s" in lines[2] and lines[2].endswith(f"canary 0% -> 5% ({V2})")
     assert lines[1].index("succeeded") == lines[2].index("succeeded")
 
@@ -167,7 +177,7 @@ def test_weight_series_has_a_point_per_successful_update_at_its_end() -> None:
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    from canary.history import plot
+    from canary.ops.history import plot
 
     rows = rows_of(
         entry(0, "5", canaryImage=V2, canaryWeight="5"),
@@ -182,11 +192,11 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from canary.history import plot
+    from canary.ops.history import plot
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(RuntimeError, match=r"gateway-canary\[plot\]"):
+    with pytest.raises(UsageProblem, match=r"gateway-canary\[plot\]"):
         plot([], tmp_path / "w.png", "t")
 
 

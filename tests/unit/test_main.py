@@ -6,7 +6,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from canary.component import CanaryRelease
+from canary.gateway_api import ROUTE_TYPE
+from canary.release.component import CanaryRelease
 from tests.unit.conftest import PulumiMocks
 from tests.unit.helpers import CANARY, REPO, project_defaults, raw_config, set_stack_config, stack_file_config
 
@@ -59,7 +60,7 @@ def test_defaults_export_a_stable_release(pulumi_mocks: PulumiMocks) -> pulumi.O
         assert {r.typ for r in pulumi_mocks.mocks.resources} >= {
             "gateway-canary:index:CanaryRelease",
             "kubernetes:apps/v1:Deployment",
-            "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+            ROUTE_TYPE,
         }
 
     assert set(EXPORTS) <= set(names)
@@ -100,5 +101,5 @@ def test_program_ignores_other_namespaces(pulumi_mocks: PulumiMocks) -> pulumi.O
     raw = {f"gateway-canary:{key}": value for key, value in project_defaults().items()}
     pulumi.runtime.set_all_config({**raw, "kubernetes:context": "kind-dev"})
     program = runpy.run_path(str(REPO / "__main__.py"), run_name="__pulumi_program__")
-    assert program["args"].app_name == "podinfo"
+    assert program["args"]["app_name"] == "podinfo"
     return program["release"].urn

@@ -16,13 +16,13 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from canary.component import render
+from canary.gateway_api import ROUTE_TYPE as ROUTE
+from canary.release.render import render
 from policy import pack
-from tests.unit.helpers import CANARY, REPO, release_args
+from tests.unit.helpers import CANARY, REPO, release_settings
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 
 def options() -> PolicyResourceOptions:
@@ -68,7 +68,7 @@ def check_stack(resources: list[tuple[str, dict[str, Any]]], config: dict[str, A
 
 
 def release_resources(**overrides: Any) -> list[tuple[str, dict[str, Any]]]:
-    rendered = render(release_args(**overrides))
+    rendered = render(release_settings(**overrides))
     return [
         *[(DEPLOYMENT, d) for d in rendered.deployments.values()],
         *[(SERVICE, s) for s in rendered.services.values()],
@@ -128,7 +128,7 @@ def test_the_programs_resources_pass_and_other_kinds_are_not_applicable() -> Non
 
 
 def test_resource_policies_report_the_rules_messages() -> None:
-    deployment = render(release_args()).deployments["stable"]
+    deployment = render(release_settings()).deployments["stable"]
     del deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
     assert check_resource("readiness-probe", DEPLOYMENT, deployment) == [
@@ -142,12 +142,12 @@ def test_resource_policies_report_the_rules_messages() -> None:
 
 
 def test_header_override_applies_only_when_required() -> None:
-    route = render(release_args(canaryImage=CANARY, canaryWeight="10", canaryHeader="")).route
+    route = render(release_settings(canaryImage=CANARY, canaryWeight="10", canaryHeader="")).route
     assert check_resource("httproute-header-override", ROUTE, route) is None
     assert check_resource("httproute-header-override", ROUTE, route, {"requireHeaderOverride": False}) is None
     required = {"requireHeaderOverride": True}
     assert len(check_resource("httproute-header-override", ROUTE, route, required) or []) == 1
-    with_header = render(release_args(canaryImage=CANARY, canaryWeight="10")).route
+    with_header = render(release_settings(canaryImage=CANARY, canaryWeight="10")).route
     assert check_resource("httproute-header-override", ROUTE, with_header, required) == []
     named = {"requireHeaderOverride": True, "headerName": "x-other"}
     assert len(check_resource("httproute-header-override", ROUTE, with_header, named) or []) == 1

@@ -5,16 +5,17 @@ from typing import Any
 
 import pytest
 
-from canary.component import render
-from canary.workload import pod_template, track_labels
+from canary.names import track_labels
+from canary.release.render import render
+from canary.release.workload import pod_template
 from policy import rules
-from tests.unit.helpers import CANARY, release_args
+from tests.unit.helpers import CANARY, release_settings
 
 DEPLOYMENT = ("apps", "Deployment")
 
 
 def canary_release(**overrides: Any) -> Any:
-    return render(release_args(canaryImage=CANARY, **overrides))
+    return render(release_settings(canaryImage=CANARY, **overrides))
 
 
 def good_deployment() -> dict[str, Any]:
@@ -250,7 +251,7 @@ def test_full_canary_is_flagged_using_the_services_track_labels() -> None:
 def test_the_real_program_at_100_is_flagged_and_after_promote_is_not() -> None:
     at_100 = canary_release(canaryWeight="100")
     assert len(rules.full_canary_problems(at_100.route, list(at_100.services.values()))) == 1
-    promoted = render(release_args(stableImage=CANARY))
+    promoted = render(release_settings(stableImage=CANARY))
     assert rules.full_canary_problems(promoted.route, list(promoted.services.values())) == []
 
 

@@ -5,15 +5,16 @@ from typing import Any
 import pulumi
 import pytest
 
-from canary.access import (
+from canary.release.access import (
     operator_role_binding_manifest,
     operator_role_manifest,
     operator_service_account_manifest,
 )
-from canary.component import CanaryRelease, render
-from canary.config import ConfigError, parse_config
+from canary.release.component import CanaryRelease
+from canary.release.render import render
+from canary.release.validate import ConfigError, parse_config
 from tests.unit.conftest import PulumiMocks
-from tests.unit.helpers import CANARY, project_schema, raw_config, release_args
+from tests.unit.helpers import CANARY, component_args, project_schema, raw_config, release_settings
 
 SA = "kubernetes:core/v1:ServiceAccount"
 ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
@@ -24,13 +25,13 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 def test_rollout_operator_is_declared_off_by_default() -> None:
     decl = project_schema()["rolloutOperator"]
     assert (decl["type"], decl["default"]) == ("string", "")
-    assert release_args().rollout_operator is None
-    assert render(release_args()).operator_rbac == []
+    assert release_settings().rollout_operator is None
+    assert render(release_settings()).operator_rbac == []
 
 
 @pytest.mark.parametrize("name", ["rollout-bot", "ci.deployer", "a"])
 def test_valid_operator_names(name: str) -> None:
-    assert release_args(rolloutOperator=name).rollout_operator == name
+    assert release_settings(rolloutOperator=name).rollout_operator == name
 
 
 @pytest.mark.parametrize("name", ["Rollout", "bot_1", "-bot", "default", "x" * 254, "a b"])
@@ -44,7 +45,7 @@ def test_invalid_operator_names_are_named_with_what_is_allowed(name: str) -> Non
 
 
 def test_role_reads_three_kinds_and_patches_only_the_release_route() -> None:
-    role = operator_role_manifest(release_args(appName="web", namespace="shop", rolloutOperator="bot"))
+    role = operator_role_manifest(release_settings(appName="web", namespace="shop", rolloutOperator="bot"))
     assert role["metadata"]["name"] == "web-rollout-operator"
     assert role["metadata"]["namespace"] == "shop"
     assert role["kind"] == "Role", "a Role (namespaced), never a ClusterRole"
@@ -66,7 +67,7 @@ def test_role_reads_three_kinds_and_patches_only_the_release_route() -> None:
 
 
 def test_no_rule_writes_anything_but_the_named_route() -> None:
-    role = operator_role_manifest(release_args(rolloutOperator="bot"))
+    role = operator_role_manifest(release_settings(rolloutOperator="bot"))
     for rule in role["rules"]:
         writes = set(rule["verbs"]) - {"get", "list", "watch"}
         if writes:
@@ -76,7 +77,7 @@ def test_no_rule_writes_anything_but_the_named_route() -> None:
 
 
 def test_service_account_and_binding() -> None:
-    args = release_args(namespace="shop", rolloutOperator="bot")
+    args = release_settings(namespace="shop", rolloutOperator="bot")
     account = operator_service_account_manifest(args)
     assert account["metadata"]["name"] == "bot" and account["metadata"]["namespace"] == "shop"
     assert account["automountServiceAccountToken"] is False
@@ -91,15 +92,13 @@ def test_service_account_and_binding() -> None:
 
 def test_rbac_does_not_depend_on_the_weight() -> None:
     """A weight change must still touch only the route."""
-    at = [
-        render(release_args(canaryImage=CANARY, canaryWeight=w, rolloutOperator="bot")) for w in ("5", "50")
-    ]
+    at = [render(release_settings(canaryImage=CANARY, canaryWeight=w, rolloutOperator="bot")) for w in "05"]
     assert at[0].operator_rbac == at[1].operator_rbac
 
 
 @pulumi.runtime.test
 def test_component_registers_the_rbac_in_the_namespace(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
-    release = CanaryRelease("podinfo", release_args(rolloutOperator="bot"))
+    release = CanaryRelease("podinfo", component_args(rolloutOperator="bot"))
 
     def check(_: Any) -> None:
         names = {(r.typ, r.name) for r in pulumi_mocks.mocks.resources}
@@ -122,7 +121,7 @@ def test_component_registers_the_rbac_in_the_namespace(pulumi_mocks: PulumiMocks
 
 @pulumi.runtime.test
 def test_no_rbac_by_default(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
-    release = CanaryRelease("podinfo", release_args())
+    release = CanaryRelease("podinfo", component_args())
 
     def check(_: Any) -> None:
         assert not [r for r in pulumi_mocks.mocks.resources if r.typ in (SA, ROLE, BINDING)]

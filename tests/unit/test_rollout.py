@@ -1,7 +1,8 @@
-"""canary.rollout, the pure parts: plan stepping and its refusals, messages, drift, summaries, markdown."""
+"""canary.ops state and plan (pure): stepping and its refusals, messages, drift, summaries, markdown."""
 
 import io
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -9,43 +10,51 @@ from typing import Any
 
 import pytest
 
-from canary.component import render
-from canary.history import HistoryEntry
-from canary.live import RouteState, json_stream, route_state
-from canary.rollout import (
-    ROUTE_TYPE,
-    STACK_TYPE,
-    Deployed,
+from canary.gateway_api import ROUTE_TYPE
+from canary.ops.deadline import Stop
+from canary.ops.errors import PulumiFailed, Refused
+from canary.ops.flows import Planned, RefusalJudge, apply_change, rollback
+from canary.ops.history import HistoryEntry
+from canary.ops.kube import json_stream
+from canary.ops.plan import (
     PreviewReport,
-    PulumiFailed,
-    Refused,
-    StackState,
-    apply_change,
     check_last_update,
-    deployed_from_outputs,
-    drift,
-    next_weight,
-    op_counts,
-    pending,
+    next_percent,
     plan_promote,
     plan_rollback,
     plan_step,
-    project_defaults,
     promote_message,
-    read_state,
     render_markdown,
-    replicas_of,
     resource_summary,
     rollback_message,
-    show_percent,
     step_message,
     traffic_summary,
 )
-from tests.unit.helpers import REPO, release_args
+from canary.ops.stack import op_counts, project_defaults
+from canary.ops.state import (
+    STACK_TYPE,
+    Deployed,
+    StackState,
+    deployed_from_outputs,
+    drift,
+    pending,
+    read_state,
+    replicas_of,
+)
+from canary.release.render import render
+from canary.route_state import RouteState, route_state
+from canary.weights import show_percent, split_weights
+from tests.unit.helpers import REPO, release_settings
 from tests.unit.helpers import project_defaults as helper_defaults
 
 V1, V2 = "registry.example/web:1.0.0", "registry.example/web:1.1.0"
-PLAN = tuple(Decimal(w) for w in (5, 25, 50, 100))
+
+
+def plan_of(*percents: int) -> tuple[Decimal, ...]:
+    return tuple(Decimal(p) for p in percents)
+
+
+PLAN = plan_of(5, 25, 50, 100)
 
 
 def deployed(weight: str = "0", canary: str | None = V2, stable: str = V1) -> Deployed:
@@ -61,7 +70,7 @@ def deployed(weight: str = "0", canary: str | None = V2, stable: str = V1) -> De
 
 
 def config(weight: str = "0", canary: str = V2, **extra: Any):
-    return release_args(
+    return release_settings(
         appName="web", namespace="ns", stableImage=V1, canaryImage=canary, canaryWeight=weight, **extra
     )
 
@@ -77,6 +86,11 @@ def live(
     return RouteState(stable, canary, header, Decimal(mirror), "1", 1)
 
 
+def live_at(percent: str) -> RouteState:
+    """A live route rendered at `percent` to canary (Gateway API weights from the same split)."""
+    return live(*split_weights(Decimal(percent)))
+
+
 # --- plan stepping ----------------------------------------------------------------------------------------
 
 
@@ -84,64 +98,64 @@ def live(
     ("current", "expected"),
     [("0", "5"), ("0.5", "5"), ("5", "25"), ("10", "25"), ("25", "50"), ("50", "100"), ("100", None)],
 )
-def test_next_weight_is_the_first_plan_weight_above_the_current_one(
+def test_next_percent_is_the_first_plan_step_above_the_current_one(
     current: str, expected: str | None
 ) -> None:
-    result = next_weight(PLAN, Decimal(current))
+    result = next_percent(PLAN, Decimal(current))
     assert result == (None if expected is None else Decimal(expected))
 
 
 @pytest.mark.parametrize(("before", "after"), [("0", "5"), ("5", "25"), ("25", "50"), ("50", "100")])
 def test_step_walks_the_default_plan(before: str, after: str) -> None:
-    change = plan_step("dev", config(before), deployed(before), update())
+    change = plan_step("dev", config(before), deployed(before), update(), canary_plan=PLAN)
     assert change.updates == {"canaryWeight": after}
     assert change.message == f"canary {before}% -> {after}% ({V2})"
     assert (change.from_percent, change.to_percent) == (Decimal(before), Decimal(after))
 
 
 def test_step_follows_a_custom_plan() -> None:
-    change = plan_step("prod", config("0", canaryPlan=[1, 5, 25, 50, 100]), deployed("0"), None)
+    change = plan_step("prod", config("0"), deployed("0"), None, canary_plan=plan_of(1, 5, 25, 50, 100))
     assert change.updates == {"canaryWeight": "1"}
 
 
 def test_step_refuses_at_100_and_says_promote() -> None:
     with pytest.raises(Refused, match=r"already gets 100% of traffic.*canary promote"):
-        plan_step("dev", config("100"), deployed("100"), update())
+        plan_step("dev", config("100"), deployed("100"), update(), canary_plan=PLAN)
 
 
 def test_step_refuses_at_the_last_step_of_a_shorter_plan() -> None:
     with pytest.raises(Refused, match=r"canary is at 50%, the last step of canaryPlan \[5, 50\]"):
-        plan_step("dev", config("50", canaryPlan=[5, 50]), deployed("50"), update())
+        plan_step("dev", config("50"), deployed("50"), update(), canary_plan=plan_of(5, 50))
 
 
 def test_step_refuses_without_a_canary() -> None:
     with pytest.raises(Refused, match=r"no canary is deployed \(canaryImage is empty\)"):
-        plan_step("dev", config("0", canary=""), deployed("0", canary=None), update())
+        plan_step("dev", config("0", canary=""), deployed("0", canary=None), update(), canary_plan=PLAN)
 
 
 def test_step_refuses_a_canary_image_that_is_not_deployed_yet() -> None:
     with pytest.raises(Refused, match=r"canary registry.example/web:1.1.0 is not deployed yet.*no canary"):
-        plan_step("dev", config("0"), deployed("0", canary=None), update())
+        plan_step("dev", config("0"), deployed("0", canary=None), update(), canary_plan=PLAN)
 
 
 def test_step_refuses_after_a_failed_update() -> None:
     with pytest.raises(Refused, match=r"refusing to step: the last update .*'to 50'\) failed"):
-        plan_step("dev", config("25"), deployed("25"), update("failed", "to 50"))
+        plan_step("dev", config("25"), deployed("25"), update("failed", "to 50"), canary_plan=PLAN)
 
 
 def test_step_refuses_during_an_update() -> None:
     with pytest.raises(Refused, match="still in progress"):
-        plan_step("dev", config("25"), deployed("25"), update("in-progress"))
+        plan_step("dev", config("25"), deployed("25"), update("in-progress"), canary_plan=PLAN)
 
 
 def test_step_refuses_when_config_has_an_undeployed_weight() -> None:
     with pytest.raises(Refused, match=r"canaryWeight 50 but the last update deployed 25"):
-        plan_step("dev", config("50"), deployed("25"), update())
+        plan_step("dev", config("50"), deployed("25"), update(), canary_plan=PLAN)
 
 
 def test_step_refuses_a_stack_never_deployed() -> None:
     with pytest.raises(Refused, match="no deployed release yet"):
-        plan_step("dev", config("0"), None, None)
+        plan_step("dev", config("0"), None, None, canary_plan=PLAN)
 
 
 def test_check_last_update_accepts_success_and_no_history() -> None:
@@ -273,7 +287,7 @@ def test_traffic_summary_of_a_step() -> None:
 
 
 def test_traffic_summary_of_a_promote() -> None:
-    after = release_args(appName="web", namespace="ns", stableImage=V2)
+    after = release_settings(appName="web", namespace="ns", stableImage=V2)
     summary = traffic_summary(deployed("100"), after, {"update": 2, "delete": 2})
     assert summary == (
         f"canary 100% -> 0%, stable 0% -> 100%, stable image {V1} -> {V2}, canary {V2} removed, "
@@ -384,8 +398,19 @@ def test_json_stream_splits_pretty_printed_documents() -> None:
     assert list(json_stream(io.StringIO(text))) == docs
 
 
-def test_project_defaults_match_what_the_engine_passes() -> None:
-    assert project_defaults(Path(REPO / "Pulumi.yaml")) == helper_defaults()
+def test_project_defaults_are_pulumi_yamls_in_the_engines_form() -> None:
+    """Spelled out rather than recomputed: how the engine hands each kind of value to a program (booleans
+    lowercase, arrays as compact JSON). tests/integration/test_toolchain_smoke.py checks the real engine."""
+    defaults = project_defaults(Path(REPO / "Pulumi.yaml"))
+    assert set(defaults) == set(helper_defaults())
+    assert {
+        key: defaults[key] for key in ("createNamespace", "canaryPlan", "hostnames", "stableReplicas")
+    } == {
+        "createNamespace": "true",
+        "canaryPlan": "[5,25,50,100]",
+        "hostnames": "[]",
+        "stableReplicas": "2",
+    }
 
 
 class RecordingRelease:
@@ -414,9 +439,21 @@ class RecordingRelease:
         self.calls.append(("up", message))
         return 1.5
 
+    def last_update(self) -> HistoryEntry:
+        self.calls.append(("last_update", None))
+        return LAST
+
+
+LAST = update()
+"""The last update every change here was planned from (RecordingRelease answers it)."""
+
+
+def planned(before: Deployed | None = None) -> Planned:
+    return Planned(change(), deployed("5") if before is None else before, LAST)
+
 
 def change() -> Any:
-    return plan_step("dev", config("5"), deployed("5"), update())
+    return plan_step("dev", config("5"), deployed("5"), update(), canary_plan=PLAN)
 
 
 def test_apply_change_previews_asks_then_updates_with_the_message() -> None:
@@ -427,10 +464,11 @@ def test_apply_change_previews_asks_then_updates_with_the_message() -> None:
         asked.append(shown)
         return True
 
-    applied = apply_change(release, change(), deployed("5"), confirm=confirm)  # type: ignore[arg-type]
+    applied = apply_change(release, planned(), confirm=confirm)  # type: ignore[arg-type]
     assert release.calls == [
         ("set", {"canaryWeight": "25"}),
         ("preview", None),
+        ("last_update", None),
         ("up", f"canary 5% -> 25% ({V2})"),
     ]
     assert asked == [report()] and applied.update_seconds == 1.5
@@ -439,12 +477,133 @@ def test_apply_change_previews_asks_then_updates_with_the_message() -> None:
 def test_apply_change_declined_puts_the_config_back_and_refuses() -> None:
     release = RecordingRelease()
     with pytest.raises(Refused, match="not confirmed: nothing changed"):
-        apply_change(release, change(), deployed("5"), confirm=lambda r: False)  # type: ignore[arg-type]
+        apply_change(release, planned(), confirm=lambda r: False)  # type: ignore[arg-type]
     assert [name for name, _ in release.calls] == ["set", "preview", "restore"]
 
 
 def test_apply_change_failing_preview_puts_the_config_back() -> None:
     release = RecordingRelease(preview_error=PulumiFailed("pulumi preview", "boom"))
     with pytest.raises(PulumiFailed):
-        apply_change(release, change(), deployed("5"), confirm=lambda r: True)  # type: ignore[arg-type]
+        apply_change(release, planned(), confirm=lambda r: True)  # type: ignore[arg-type]
     assert [name for name, _ in release.calls] == ["set", "preview", "restore"]
+
+
+class StoppedWatch:
+    """Stands in for RouteWatch: the route is 'seen' at 0% at a fixed time, or never."""
+
+    def __init__(self, seen: float | None, calls: list[tuple[str, Any]]) -> None:
+        self.seen, self.calls = seen, calls
+        self.on_item: Any = None
+
+    def __enter__(self) -> "StoppedWatch":
+        self.calls.append(("watch", None))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.calls.append(("unwatch", None))
+
+    def wait_for_zero(self, timeout: float) -> float | None:
+        return self.seen
+
+
+class RollbackRelease(RecordingRelease):
+    """RecordingRelease plus what rollback reads: targeted up arguments and a live route."""
+
+    def __init__(self, live_percent: str | None) -> None:
+        super().__init__()
+        self.live = self
+        self.live_percent = live_percent
+
+    def up(self, message: str, **options: Any) -> float:
+        self.calls.append(("up", (message, options.get("target"), options.get("refresh"))))
+        return 0.5
+
+    def route(self, app: str, namespace: str, name: str) -> RouteState | None:
+        self.calls.append(("read", (namespace, name)))
+        return None if self.live_percent is None else live_at(self.live_percent)
+
+
+def rollback_state(weight: str = "50") -> StackState:
+    return StackState(deployed(weight), "urn:route", live_at(weight))
+
+
+def test_rollback_flow_sets_zero_then_updates_only_the_route_and_watches_it() -> None:
+    release = RollbackRelease(live_percent="0")
+    change = plan_rollback("dev", config("50"), deployed("50"), live_at("50"))
+    assert change is not None
+    started = time.monotonic()
+    timing = rollback(
+        release,  # type: ignore[arg-type]
+        change,
+        rollback_state(),
+        watch_route=lambda *_: StoppedWatch(started + 3600, release.calls),
+    )
+    assert release.calls == [
+        ("set", {"canaryWeight": "0"}),
+        ("watch", None),
+        ("up", ("rollback canary 50% -> 0%", ["urn:route"], False)),
+        ("unwatch", None),
+    ]
+    assert timing.update_seconds == 0.5 and timing.live_zero_seconds is not None
+
+
+def test_rollback_flow_reads_the_route_when_the_watch_saw_nothing() -> None:
+    """A watch that died (or missed it) is not taken as "not rolled back": the live route is read once."""
+    for percent, zero_seen in (("0", True), ("50", False), (None, False)):
+        release = RollbackRelease(live_percent=percent)
+        change = plan_rollback("dev", config("50"), deployed("50"), live_at("50"))
+        assert change is not None
+        timing = rollback(
+            release,  # type: ignore[arg-type]
+            change,
+            rollback_state(),
+            watch_route=lambda *_, calls=release.calls: StoppedWatch(None, calls),
+        )
+        assert release.calls[-1] == ("read", ("ns", "web"))
+        assert (timing.live_zero_seconds is not None) == zero_seen
+
+
+def test_rollback_flow_refreshes_when_only_the_live_route_is_off_zero() -> None:
+    """Stack and config at 0 but the route edited by hand: the targeted update refreshes first."""
+    release = RollbackRelease(live_percent="0")
+    change = plan_rollback("dev", config("0"), deployed("0"), live_at("30"))
+    assert change is not None and change.from_percent == 0
+    rollback(
+        release,  # type: ignore[arg-type]
+        change,
+        rollback_state("0"),
+        watch_route=lambda *_: StoppedWatch(time.monotonic(), release.calls),
+    )
+    assert ("up", ("rollback canary 0% -> 0% (live route was at 30%)", ["urn:route"], True)) in release.calls
+
+
+def test_rollback_flow_refuses_without_a_route_in_state() -> None:
+    release = RollbackRelease(live_percent="0")
+    change = plan_rollback("dev", config("50"), deployed("50"), live_at("50"))
+    assert change is not None
+    with pytest.raises(Refused, match="no HTTPRoute in the state"):
+        rollback(release, change, StackState(deployed("50"), None, None))  # type: ignore[arg-type]
+    assert release.calls == [], "nothing changed"
+
+
+def judged_route(generation: int, observed: int) -> dict[str, Any]:
+    condition = {
+        "type": "Accepted",
+        "status": "False",
+        "reason": "NoMatchingParent",
+        "observedGeneration": observed,
+    }
+    return {"metadata": {"generation": generation}, "status": {"parents": [{"conditions": [condition]}]}}
+
+
+def test_refusal_judge_ignores_the_route_as_it_was_and_stops_on_a_refusal_of_the_new_spec() -> None:
+    stop = Stop()
+    judge = RefusalJudge(stop)
+    judge(
+        judged_route(4, 4)
+    )  # listed first: the route before this update (refused earlier) is not this verdict
+    assert not stop.is_set()
+    judge(judged_route(5, 4))  # the new spec, the controller has not caught up: a stale verdict
+    assert not stop.is_set()
+    judge(judged_route(5, 5))
+    assert stop.is_set() and stop.why.startswith("Accepted=False, NoMatchingParent")

@@ -7,17 +7,20 @@ from typing import Any
 import pulumi
 import pytest
 
-from canary.access import tls_secret_manifest
-from canary.component import CanaryRelease, render
-from canary.config import ConfigError, parse_config, read_secret_keys
+from canary.gateway_api import GATEWAY_TYPE as GATEWAY
+from canary.release.access import tls_secret_manifest
+from canary.release.args import args_from_config
+from canary.release.component import CanaryRelease
+from canary.release.render import render
+from canary.release.stack_config import read_secret_keys
+from canary.release.validate import ConfigError, parse_config
 from tests.unit.conftest import PulumiMocks
-from tests.unit.helpers import PROJECT, project_schema, raw_config, release_args
+from tests.unit.helpers import PROJECT, project_schema, raw_config, release_settings
 
 CERT = "-----BEGIN CERTIFICATE-----\nTUlJQ0VydGlmaWNhdGVQbGFjZWhvbGRlcg==\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbC1kby1ub3QtbGVhaw==\n-----END PRIVATE KEY-----\n"
 EC_KEY = "-----BEGIN EC PRIVATE KEY-----\nZWMta2V5\n-----END EC PRIVATE KEY-----"
 SECRET = "kubernetes:core/v1:Secret"
-GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 """Pulumi's signature of a secret value on the wire."""
 
@@ -40,7 +43,7 @@ def test_keys_are_declared_empty_by_default() -> None:
     for key in ("tlsCert", "tlsKey"):
         assert (schema[key]["type"], schema[key]["default"]) == ("string", "")
     assert "--secret" in schema["tlsKey"]["description"]
-    args = release_args()
+    args = release_settings()
     assert (args.tls_cert, args.tls_key) == (None, None)
     assert render(args).tls_secret is None
 
@@ -147,7 +150,7 @@ def test_component_passes_the_data_as_a_secret(
         return register(request)
 
     monkeypatch.setattr(pulumi_mocks.monitor, "RegisterResource", spy)
-    release = CanaryRelease("web", parse_config(tls(appName="web")))
+    release = CanaryRelease("web", args_from_config(tls(appName="web")))
     assert release.tls_secret is not None
 
     def check(_: Any) -> None:

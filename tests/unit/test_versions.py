@@ -32,3 +32,12 @@ def test_every_python_dependency_is_pinned_exactly() -> None:
 
 def test_kubernetes_sdk_matches_the_provider_binary() -> None:
     assert pinned()["pulumi-kubernetes"] == versions_env()["PULUMI_KUBERNETES_VERSION"]
+
+
+def release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+
+def test_the_python_sdk_is_not_newer_than_the_cli() -> None:
+    """The engine supports older SDKs, not newer ones (tools/versions.env says why the two pins differ)."""
+    assert release(pinned()["pulumi"]) <= release(versions_env()["PULUMI_VERSION"])

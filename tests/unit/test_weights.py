@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from canary.gateway_api import MAX_WEIGHT
 from canary.weights import (
-    MAX_WEIGHT,
     PERCENT_RULE,
     canary_percent,
     format_percent,
@@ -15,9 +15,7 @@ from canary.weights import (
     percent_number,
     split_weights,
 )
-
-# Every percent the config accepts: 0..100 in steps of 0.0001.
-percents = st.integers(min_value=0, max_value=100 * 10**4).map(lambda n: Decimal(n).scaleb(-4))
+from tests.unit.helpers import percents
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,19 @@
-"""canary.workload: labels, pod template, Deployments and Services (pure)."""
+"""canary.release.workload: labels, pod template, Deployments and Services (pure)."""
 
 from typing import Any
 
 import pytest
 
-from canary.workload import (
-    NAME_LABEL,
+from canary.names import NAME_LABEL, TRACK_LABEL, Track, object_name, track_labels
+from canary.release.workload import (
     POD_SECURITY_LABELS,
-    TRACK_LABEL,
-    Track,
     deployment_manifest,
     namespace_manifest,
-    object_name,
     pod_template,
     service_manifest,
-    track_labels,
     tracks,
 )
-from tests.unit.helpers import CANARY, release_args
+from tests.unit.helpers import CANARY, release_settings
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -30,8 +26,8 @@ def test_object_names_are_fixed() -> None:
 
 
 def test_tracks_follow_the_canary_image() -> None:
-    assert tracks(release_args()) == ("stable",)
-    assert tracks(release_args(canaryImage=CANARY)) == ("stable", "canary")
+    assert tracks(release_settings()) == ("stable",)
+    assert tracks(release_settings(canaryImage=CANARY)) == ("stable", "canary")
 
 
 def test_track_labels_differ_only_in_track() -> None:
@@ -41,7 +37,7 @@ def test_track_labels_differ_only_in_track() -> None:
 
 
 def test_labels_are_the_same_for_selector_template_and_service() -> None:
-    args = release_args(canaryImage=CANARY)
+    args = release_settings(canaryImage=CANARY)
     for track in tracks(args):
         deployment, service = deployment_manifest(args, track), service_manifest(args, track)
         labels = track_labels(args.app_name, track)
@@ -52,7 +48,7 @@ def test_labels_are_the_same_for_selector_template_and_service() -> None:
 
 
 def test_selectors_never_overlap() -> None:
-    args = release_args(canaryImage=CANARY)
+    args = release_settings(canaryImage=CANARY)
     pods = {t: deployment_manifest(args, t)["spec"]["template"]["metadata"]["labels"] for t in tracks(args)}
     for track in tracks(args):
         selector = service_manifest(args, track)["spec"]["selector"]
@@ -63,7 +59,7 @@ def test_selectors_never_overlap() -> None:
 
 
 def test_deployments_and_services_set_name_and_namespace() -> None:
-    args = release_args(canaryImage=CANARY, namespace="shop")
+    args = release_settings(canaryImage=CANARY, namespace="shop")
     for track in tracks(args):
         for manifest in (deployment_manifest(args, track), service_manifest(args, track)):
             assert manifest["metadata"]["name"] == f"podinfo-{track}"
@@ -71,7 +67,7 @@ def test_deployments_and_services_set_name_and_namespace() -> None:
 
 
 def test_images_and_replicas_per_track() -> None:
-    args = release_args(canaryImage=CANARY, stableReplicas=3, canaryReplicas=2)
+    args = release_settings(canaryImage=CANARY, stableReplicas=3, canaryReplicas=2)
     stable, canary = deployment_manifest(args, "stable"), deployment_manifest(args, "canary")
     assert stable["spec"]["replicas"] == 3
     assert canary["spec"]["replicas"] == 2
@@ -80,7 +76,7 @@ def test_images_and_replicas_per_track() -> None:
 
 
 def test_rolling_update_keeps_capacity() -> None:
-    strategy = deployment_manifest(release_args(), "stable")["spec"]["strategy"]
+    strategy = deployment_manifest(release_settings(), "stable")["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
@@ -118,7 +114,7 @@ def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("track", ["stable", "canary"])
 def test_pods_meet_restricted_pod_security(track: Track) -> None:
-    args = release_args(canaryImage=CANARY)
+    args = release_settings(canaryImage=CANARY)
     spec = deployment_manifest(args, track)["spec"]["template"]["spec"]
     assert restricted_violations(spec) == []
 
@@ -131,15 +127,15 @@ def test_namespace_enforces_restricted() -> None:
 
 
 def test_service_exposes_port_80_to_the_named_container_port() -> None:
-    service = service_manifest(release_args(), "stable")
+    service = service_manifest(release_settings(), "stable")
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
 
 
 def test_workload_does_not_depend_on_weight_header_or_mirror() -> None:
-    base = release_args(canaryImage=CANARY)
+    base = release_settings(canaryImage=CANARY)
     variants = [
-        release_args(canaryImage=CANARY, canaryWeight="25"),
-        release_args(canaryImage=CANARY, canaryWeight="100", canaryHeader="", mirrorPercent="10"),
+        release_settings(canaryImage=CANARY, canaryWeight="25"),
+        release_settings(canaryImage=CANARY, canaryWeight="100", canaryHeader="", mirrorPercent="10"),
     ]
     for other in variants:
         for track in tracks(base):
@@ -148,6 +144,6 @@ def test_workload_does_not_depend_on_weight_header_or_mirror() -> None:
 
 
 def test_stable_deployment_does_not_change_when_a_canary_is_added() -> None:
-    assert deployment_manifest(release_args(), "stable") == deployment_manifest(
-        release_args(canaryImage=CANARY, canaryWeight="5"), "stable"
+    assert deployment_manifest(release_settings(), "stable") == deployment_manifest(
+        release_settings(canaryImage=CANARY, canaryWeight="5"), "stable"
     )

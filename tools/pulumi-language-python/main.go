@@ -3,7 +3,9 @@
 // Why it exists: the upstream host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3)
 // is not served by the Go module proxy these machines reach, so gateway-canary builds this one against the
 // pinned pulumi sdk/v3 instead. It implements the parts of the LanguageRuntime gRPC service that `pulumi
-// preview/up/destroy/refresh` and the Automation API use, and delegates the real work to the upstream
+// preview/up/destroy/refresh` and the Automation API use, plus RunPlugin for plugins written in Python
+// (policy packs, and the component provider in provider/ that other languages consume through `pulumi
+// package add`), and delegates the real work to the upstream
 // `pulumi-language-python-exec` script (shipped in the sdk/v3 module zip), exactly as the upstream host does:
 // the script connects the Python program to the engine's resource monitor.
 //
@@ -114,8 +116,10 @@ func (h *host) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.Plugin
 	return &pulumirpc.PluginInfo{Version: version}, nil
 }
 
-// GetRequiredPackages reports no packages: the toolchain puts every provider plugin on PATH and the engine
-// loads them on demand when the program registers a resource. Automatic plugin download is off.
+// GetRequiredPackages reports no packages: the toolchain installs every provider plugin and the engine
+// loads them on demand when the program registers a resource. Automatic plugin download is off. The engine
+// also asks this for a Python plugin folder before running it (`pulumi package add`, a YAML program's
+// `packages:`): the component provider's own providers (kubernetes) load on demand the same way.
 func (h *host) GetRequiredPackages(context.Context, *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
 	return &pulumirpc.GetRequiredPackagesResponse{}, nil
@@ -128,6 +132,8 @@ func (h *host) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredPlugins
 }
 
 // InstallDependencies is a no-op: the project's virtualenv is created by the Makefile, not by `pulumi install`.
+// The engine calls it for a Python plugin folder too (IsPlugin) before running it; provider/ uses the same
+// .venv.
 func (h *host) InstallDependencies(*pulumirpc.InstallDependenciesRequest,
 	grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
 ) error {
@@ -150,20 +156,44 @@ func (h *host) About(_ context.Context, req *pulumirpc.AboutRequest) (*pulumirpc
 }
 
 // pythonCommand picks the interpreter the way the upstream host does for the pip toolchain: the
-// `virtualenv` runtime option of Pulumi.yaml (relative to the project root), else PULUMI_PYTHON_CMD, else python3.
+// `virtualenv` runtime option (relative to the root directory: the project's for Pulumi.yaml, the plugin's own
+// folder for PulumiPlugin.yaml and PulumiPolicy.yaml), else PULUMI_PYTHON_CMD, else python3.
 func pythonCommand(info *pulumirpc.ProgramInfo) string {
-	if info != nil && info.GetOptions() != nil {
-		if v, ok := info.GetOptions().AsMap()["virtualenv"].(string); ok && v != "" {
-			if !filepath.IsAbs(v) {
-				v = filepath.Join(info.GetRootDirectory(), v)
-			}
-			return filepath.Join(v, "bin", "python")
-		}
+	if venv := virtualenv(info); venv != "" {
+		return filepath.Join(venv, "bin", "python")
 	}
 	if cmd := os.Getenv("PULUMI_PYTHON_CMD"); cmd != "" {
 		return cmd
 	}
 	return "python3"
+}
+
+// virtualenv is the absolute path of the `virtualenv` runtime option, "" when there is none.
+func virtualenv(info *pulumirpc.ProgramInfo) string {
+	if info == nil || info.GetOptions() == nil {
+		return ""
+	}
+	v, ok := info.GetOptions().AsMap()["virtualenv"].(string)
+	if !ok || v == "" {
+		return ""
+	}
+	if !filepath.IsAbs(v) {
+		v = filepath.Join(info.GetRootDirectory(), v)
+	}
+	return v
+}
+
+// checkedPython is pythonCommand, failing with a message that names the option when the virtualenv it
+// points at has no interpreter (otherwise the engine reports a bare "fork/exec ...: no such file").
+func checkedPython(info *pulumirpc.ProgramInfo) (string, error) {
+	python := pythonCommand(info)
+	if venv := virtualenv(info); venv != "" {
+		if _, err := os.Stat(python); err != nil {
+			return "", fmt.Errorf("the virtualenv runtime option names %s, which has no bin/python "+
+				"(this host does not create virtualenvs; `make venv` creates the project's .venv)", venv)
+		}
+	}
+	return python, nil
 }
 
 // Run executes the program once through the exec script, passing config the way the Python SDK reads it.
@@ -214,7 +244,11 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		return nil, fmt.Errorf("serializing secret config keys: %w", err)
 	}
 
-	cmd := exec.CommandContext(ctx, pythonCommand(info), args...)
+	python, err := checkedPython(info)
+	if err != nil {
+		return &pulumirpc.RunResponse{Error: err.Error()}, nil
+	}
+	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "PULUMI_CONFIG="+string(cfg), "PULUMI_CONFIG_SECRET_KEYS="+string(secrets))
@@ -236,8 +270,17 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// RunPlugin runs a plugin written in Python, such as a policy pack's analyzer: like the upstream host, it
-// runs `python <program directory> args...` (the directory's __main__.py) and streams its output back.
+// RunPlugin runs a plugin written in Python: a policy pack's analyzer (PulumiPolicy.yaml) or a resource
+// provider such as a component provider (PulumiPlugin.yaml, provider/ in this repo). Like the upstream host,
+// it runs `python <program directory> args...` (the directory's __main__.py; upstream's other form, a
+// buildable pyproject.toml run through pulumi.run.plugin, is not supported) and streams its output back.
+//
+// The engine calls it from ExecPlugin whenever a plugin path is a folder instead of an executable: for
+// `pulumi package add <folder>` (to read the provider's schema) and for every deployment whose program uses
+// the package. The engine passes the plugin's folder as both root and program directory, its own address
+// and flags as args, the environment to run with, and the program's project folder as pwd; the plugin
+// prints its port on stdout, which reaches the engine through the stream. Cancelling the call (the engine
+// closing the plugin) kills the process.
 func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
 	server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
 ) error {
@@ -245,8 +288,12 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
 	if info == nil || info.GetProgramDirectory() == "" {
 		return fmt.Errorf("plugin %s: no program directory given", req.GetName())
 	}
+	python, err := checkedPython(info)
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", info.GetProgramDirectory(), err)
+	}
 	args := append([]string{"-u", info.GetProgramDirectory()}, req.GetArgs()...)
-	cmd := exec.CommandContext(server.Context(), pythonCommand(info), args...)
+	cmd := exec.CommandContext(server.Context(), python, args...)
 	cmd.Dir = req.GetPwd()
 	cmd.Env = append(os.Environ(), req.GetEnv()...)
 
@@ -261,7 +308,7 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
 	if err := cmd.Run(); err != nil {
 		var exitErr *exec.ExitError
 		if !errors.As(err, &exitErr) {
-			return fmt.Errorf("running plugin %s: %w", req.GetName(), err)
+			return fmt.Errorf("running plugin %s: %w", info.GetProgramDirectory(), err)
 		}
 		code = int32(exitErr.ExitCode())
 	}

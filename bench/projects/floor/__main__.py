@@ -6,7 +6,7 @@ mode = pulumi.Config().get("mode") or "empty"
 if mode in ("import", "provider"):
     import pulumi_kubernetes as k8s
 
-    import canary.component  # noqa: F401  (the product's own imports)
+    import canary.release.component  # noqa: F401  (the product's own imports)
 
     if mode == "provider":
         k8s.Provider("floor")

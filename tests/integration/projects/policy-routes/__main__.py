@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from canary.workload import track_labels
+from canary.names import track_labels
 
 namespace = pulumi.Config().require("namespace")
 

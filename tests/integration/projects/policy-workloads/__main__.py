@@ -1,6 +1,6 @@
 """Deliberately bad workloads next to a good one, for `pulumi preview --policy-pack policy`.
 
-Every object starts from the compliant pod spec the real program renders (canary.workload) and breaks exactly
+Every object starts from the compliant pod spec the real program renders (workload.py) and breaks exactly
 one guardrail, so each policy's verdict can be read per resource.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from canary.workload import pod_template
+from canary.release.workload import pod_template
 
 namespace = pulumi.Config().require("namespace")
 

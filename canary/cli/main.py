@@ -1,0 +1,336 @@
+"""The `canary` command: argument parsing and the one error boundary; the commands are in canary.cli.commands.
+
+    canary status | step [--gate] | rollback | promote [--actor NAME] | history [--plot FILE]
+           | preview [--markdown]
+           | verify [--requests N] [--url URL] [--host H] [--header 'x-canary: true']
+           | analyze | run [--promote]
+           [--stack NAME] [--cwd DIR] [--yes] [--json]
+
+Exit codes: 0 done, 1 refused or failed (for the metric gates: a failed check), 2 usage, 3 internal error,
+4 no data and 5 analysis error (analyze, run, step --gate). Every failure is a message and an exit code,
+never a traceback: `main` maps each kind of failure to one (as pip's base command does) and ends with
+a catch-all that names the error and how to see its traceback (CANARY_DEBUG=1). Errors from Pulumi are
+printed in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, UsageProblem
+
+if TYPE_CHECKING:
+    from canary.cli.output import Printer
+
+EXIT_OK, EXIT_REFUSED = 0, 1
+"""The codes canary.cli.commands returns (not imported from there: `canary rollback` writes the route before
+the Automation API is imported, see _write_first)."""
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
+__all__ = ["EXIT_OK", "EXIT_REFUSED", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser: shared options are accepted before or after the subcommand."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "--stack", "-s", default=argparse.SUPPRESS, help="stack name (default: the selected stack)"
+    )
+    shared.add_argument(
+        "--cwd", type=Path, default=argparse.SUPPRESS, help="Pulumi project directory (default: .)"
+    )
+    shared.add_argument(
+        "--yes", "-y", action="store_true", default=argparse.SUPPRESS, help="do not ask for confirmation"
+    )
+    shared.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="canary",
+        parents=[shared],
+        description="Canary releases over Pulumi stack config: status, step, rollback, promote, "
+        "history, preview, verify.",
+        epilog="exit codes: 0 done, 1 refused or failed, 2 usage, 3 internal error, 4 no data, 5 analysis "
+        "error (the metric gates; for them 1 is a failed check), 130 interrupted",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    status = commands.add_parser(
+        "status", parents=[shared], help="live rollout state: phase, weights, images, replicas, drift"
+    )
+    status.add_argument(
+        "--no-fast",
+        action="store_true",
+        help="read through the Automation API (without it a stack in a local backend is read from its "
+        "files and the apiserver directly)",
+    )
+    updating = argparse.ArgumentParser(add_help=False)
+    updating.add_argument(
+        "--deadline",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="interrupt `pulumi up` (as Ctrl-C does) if it is still running after this long "
+        "(default: rolloutTimeout + 900)",
+    )
+    updating.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who is acting, recorded in the update's message as `[by NAME]` (default: CANARY_ACTOR, else "
+        "the CI job's user, else git's user.name, else the OS user)",
+    )
+    step = commands.add_parser(
+        "step",
+        parents=[shared, updating],
+        help="move the canary to the next weight of canaryPlan (with preview)",
+    )
+    step.add_argument(
+        "--gate",
+        action="store_true",
+        help="first check the canary's metrics at its current weight (analysis); step only on a pass",
+    )
+    commands.add_parser(
+        "analyze",
+        parents=[shared],
+        help="the metric gate's verdict now: pass (0), fail (1), no data (4) or error (5), with its numbers",
+    )
+    run = commands.add_parser(
+        "run",
+        parents=[shared, updating],
+        help="walk canaryPlan, checking metrics between steps; roll back to 0 on a failed check",
+    )
+    run.add_argument(
+        "--promote", action="store_true", help="promote the canary after the last step's checks pass"
+    )
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[shared, updating],
+        help="canary weight to 0 now (route only; canary pods stay warm)",
+    )
+    rollback.add_argument(
+        "--no-fast",
+        action="store_true",
+        help="only through `pulumi up` (without it the route the program renders at 0 is written first, "
+        "then recorded through Pulumi)",
+    )
+    commands.add_parser(
+        "promote",
+        parents=[shared, updating],
+        help="make the canary image the stable image and remove the canary",
+    )
+    history = commands.add_parser("history", parents=[shared], help="the rollout timeline from stack history")
+    history.add_argument("--plot", type=Path, metavar="FILE.png", help="draw canary weight over time")
+    preview = commands.add_parser(
+        "preview", parents=[shared], help="what the next `pulumi up` does to traffic, and the full diff"
+    )
+    preview.add_argument("--markdown", action="store_true", help="print a block for a pull-request comment")
+    add_verify_parser(commands, shared)
+    return parser
+
+
+def add_verify_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
+    """`canary verify`: real requests through the Gateway, per-version counts against the live route."""
+    verify = commands.add_parser(
+        "verify",
+        parents=[shared],
+        help="send requests through the Gateway and check the per-version split against the live route",
+        description="Send N GET requests to the release's Gateway (status.addresses[0], or --url) and "
+        "compare the versions that answered with the share the live HTTPRoute intends, within an exact "
+        "binomial interval. Exit 1 when the split is outside it, a request failed, or a header request "
+        "missed the canary. The app must report its version (the image tag) in a JSON field, as podinfo's "
+        "/version does.",
+    )
+    verify.add_argument("--requests", "-n", type=int, default=400, metavar="N", help="requests to send")
+    verify.add_argument("--url", help="send here instead of the Gateway's address (default path /version)")
+    verify.add_argument("--host", help="Host header (default: the route's first hostname)")
+    verify.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="add a header to every request; when it matches the route's header rule, all must reach canary",
+    )
+    verify.add_argument(
+        "--version-field", default="version", metavar="FIELD", help="JSON field naming the version"
+    )
+    verify.add_argument(
+        "--confidence", default="99.9", metavar="PERCENT", help="confidence of the interval (default 99.9)"
+    )
+    verify.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    verify.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, metavar="SECONDS", help="per request"
+    )
+    verify.add_argument(
+        "--time-limit", type=positive_seconds, default=120.0, metavar="SECONDS", help="for the whole run"
+    )
+    verify.add_argument(
+        "--allow-any-target",
+        action="store_true",
+        help="send to any address (a real cluster's gateway); without it only loopback and the local "
+        "test bed's own network namespaces are allowed",
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """--deadline's value: a number of seconds above zero."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):  # also refuses "nan"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one command; whatever happens, return an exit code and leave a message, never a traceback."""
+    started = time.monotonic()
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    hold = contextlib.ExitStack()
+    early = _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
+
+    from canary.cli.output import Printer
+    from canary.release.validate import ConfigError
+
+    printer = Printer(getattr(args, "json", False), out, err)
+
+    def fail(code: int, message: str, **data: object) -> int:
+        print(f"canary: {message}", file=err)
+        printer.result({"ok": False, **data})
+        return code
+
+    try:
+        if early is not None:
+            raise early
+        quick = _read_quickly(args, printer)
+        if quick is not None:
+            return quick
+        from canary.cli.commands import COMMANDS
+        from canary.ops.stack import Release
+
+        release = Release.open(Path(getattr(args, "cwd", Path("."))).resolve(), getattr(args, "stack", None))
+        release.actor = getattr(args, "actor_name", None)
+        return COMMANDS[args.command](release, args, printer)
+    except UsageProblem as problem:
+        return fail(EXIT_USAGE, str(problem), error=str(problem))
+    except (Refused, ConfigError, ClusterUnreachable) as refusal:
+        key = "refused" if isinstance(refusal, Refused) else "error"
+        return fail(EXIT_REFUSED, str(refusal), **{key: str(refusal)})
+    except PulumiFailed as failure:
+        told = "failed (its output is above); in full:" if failure.streamed else "failed:"
+        print(f"canary: {failure.what} {told}", file=err)
+        print(failure.detail, file=err)
+        printer.result({"ok": False, "error": f"{failure.what} failed", "detail": failure.detail})
+        return EXIT_REFUSED
+    except OSError as problem:
+        return fail(EXIT_REFUSED, f"{problem} (are pulumi and kubectl on PATH?)", error=str(problem))
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted", error="interrupted")
+    except Exception as bug:  # the boundary: anything else is a bug, still reported as a message
+        if os.environ.get("CANARY_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc(file=err)
+        return fail(
+            EXIT_INTERNAL,
+            f"internal error: {type(bug).__name__}: {bug} (a bug in canary; CANARY_DEBUG=1 prints the "
+            "traceback)",
+            error=f"{type(bug).__name__}: {bug}",
+        )
+    finally:
+        _release(hold, err)
+
+
+def _resolve_actor(args: argparse.Namespace) -> BaseException | None:
+    """For the commands that update (they have --actor): who acts (canary.ops.actor), in `args.actor_name`,
+    before anything is written. A bad --actor or CANARY_ACTOR is returned as the UsageProblem to report."""
+    if not hasattr(args, "actor"):
+        return None
+    from canary.ops.actor import local_actor
+
+    try:
+        args.actor_name = local_actor(args.actor, Path(getattr(args, "cwd", Path("."))).resolve()).name
+    except UsageProblem as problem:
+        return problem
+    return None
+
+
+def _hold_stack(args: argparse.Namespace, hold: contextlib.ExitStack) -> BaseException | None:
+    """For the commands that update: take the CLI's stack lock (canary.ops.lock) before anything is read, into
+    `hold` (released when main returns). Held by another command: the Refused to report, naming who."""
+    if not hasattr(args, "actor_name"):
+        return None
+    from canary.ops import lock
+    from canary.ops.local_backend import FastUnavailable, load_yaml, stack_name_of
+
+    cwd = Path(getattr(args, "cwd", Path("."))).resolve()
+    if not (cwd / "Pulumi.yaml").is_file():
+        return None  # Release.open reports it
+    try:
+        stack = stack_name_of(cwd, getattr(args, "stack", None), None)
+        project = str(load_yaml(cwd / "Pulumi.yaml")["name"])
+        stack_lock = lock.lock_for(lock.backend_url(cwd, os.environ), project, stack)
+        hold.enter_context(lock.held(stack_lock, stack, lock.new_holder(args.actor_name, args.command)))
+    except FastUnavailable as why:
+        return UsageProblem(f"{why}: pass --stack or run `pulumi stack select`")
+    except OSError:
+        return None  # no `pulumi` to name the stack: nothing can run, and Release.open reports it
+    except BaseException as problem:  # reported by main's boundary
+        return problem
+    return None
+
+
+def _release(hold: contextlib.ExitStack, err: TextIO) -> None:
+    """Drop the stack lock; a lock that cannot be dropped (its database went away) is said, not raised."""
+    try:
+        hold.close()
+    except Exception as problem:
+        print(f"canary: warning: the stack lock was not released ({problem})", file=err)
+
+
+def _read_quickly(args: argparse.Namespace, printer: Printer) -> int | None:
+    """`canary status` of a stack in a local backend, from its files and the apiserver directly
+    (canary.ops.status.read_local; no `pulumi` process once the stack is named); None when only the
+    Automation API can read it, or with --no-fast."""
+    if args.command != "status" or args.no_fast:
+        return None
+    from canary.cli.output import show_status
+    from canary.ops.local_backend import FastUnavailable
+    from canary.ops.status import read_local
+
+    try:
+        state = read_local(Path(getattr(args, "cwd", Path("."))).resolve(), getattr(args, "stack", None))
+    except FastUnavailable:
+        return None
+    show_status(state, printer)
+    return EXIT_OK
+
+
+def _write_first(args: argparse.Namespace, started: float) -> BaseException | None:
+    """`canary rollback --yes` (fast): make traffic safe before anything else is imported or opened
+    (canary.ops.rollback.make_safe), leaving the result in `args.fast_write` for the command to record.
+    What it raises is returned, for the one error boundary in `main` to report; a stack the fast path cannot
+    read leaves `args.fast_unavailable` and the command takes the `pulumi up` path."""
+    if args.command != "rollback" or args.no_fast or not getattr(args, "yes", False):
+        return None
+    from canary.ops import rollback
+    from canary.ops.local_backend import FastUnavailable
+
+    try:
+        cwd = Path(getattr(args, "cwd", Path("."))).resolve()
+        args.fast_write = rollback.make_safe(cwd, getattr(args, "stack", None), started=started)
+    except FastUnavailable as why:
+        args.fast_unavailable = str(why)
+    except BaseException as problem:  # reported by main's boundary
+        return problem
+    return None

@@ -1,0 +1,94 @@
+"""The validated settings of one release: what every pure spec function and the component read.
+
+Frozen and plain (no Pulumi types), so specs are pure functions of it and tests build it directly.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from canary.route_state import phase_of
+
+
+@dataclass(frozen=True)
+class CanaryHeader:
+    """A request header that routes to canary regardless of weight (exact match)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """Validated settings for one CanaryRelease; build it with validate.parse_config.
+
+    Field names are the config keys in snake_case. Optional parts are None or empty rather than "" so the
+    component never has to know which string meant "off".
+    """
+
+    app_name: str
+    """Base of every object name: `<app>` (route), `<app>-stable`, `<app>-canary`."""
+    namespace: str
+    """Namespace of every object the release creates."""
+    create_namespace: bool
+    """Create the namespace, labelled for Pod Security Standards "restricted"."""
+    stable_image: str
+    """Image of the stable Deployment."""
+    canary_image: str | None
+    """Image of the canary Deployment; None means no canary objects and a single-backend route."""
+    canary_percent: Decimal
+    """Percent of traffic sent to canary (0..100, up to 4 decimal places); 0 when there is no canary."""
+    stable_replicas: int
+    """Pods of the stable Deployment."""
+    canary_replicas: int
+    """Pods of the canary Deployment."""
+    container_port: int
+    """Port the application listens on."""
+    health_path: str
+    """HTTP path of the readiness probe."""
+    hostnames: tuple[str, ...]
+    """Hostnames of the route (and of the owned Gateway's listeners), sorted; empty matches any host."""
+    gateway_class_name: str
+    """GatewayClass of the owned Gateway."""
+    create_gateway: bool
+    """Own a Gateway (True) or attach the route to an existing one (False)."""
+    gateway_name: str
+    """Name of the Gateway the route attaches to (owned or existing)."""
+    gateway_namespace: str
+    """Namespace of that Gateway."""
+    tls_secret_name: str | None
+    """Secret with the certificate for the owned Gateway's HTTPS listener; None means HTTP only."""
+    canary_header: CanaryHeader | None
+    """Header that forces canary; None turns the header rule off."""
+    mirror_percent: Decimal
+    """Percent of requests copied to canary (RequestMirror); 0 is off."""
+    rollout_timeout: int
+    """Seconds `pulumi up` waits for a Deployment to become Available, and for the gateway's verdict."""
+    wait_for_gateway: bool
+    """The route waits for its controller's acceptance of the current generation; an owned Gateway for
+    Programmed (pulumi.com/waitFor, see routing.py)."""
+    rollout_operator: str | None
+    """ServiceAccount that may move traffic (patch the HTTPRoute) and nothing more; None creates no RBAC."""
+    tls_cert: str | None = field(repr=False)
+    """PEM certificate (chain) for the Secret `tls_secret_name`; None when the Secret is managed elsewhere."""
+    tls_key: str | None = field(repr=False)
+    """PEM private key matching tls_cert; kept out of repr so it never lands in a log or a traceback."""
+
+    @property
+    def has_canary(self) -> bool:
+        """True when a canary Deployment, Service and backend exist."""
+        return self.canary_image is not None
+
+    @property
+    def header_route(self) -> CanaryHeader | None:
+        """The header rule actually rendered: only when there is a canary to route to."""
+        return self.canary_header if self.has_canary else None
+
+    @property
+    def stable_percent(self) -> Decimal:
+        """Percent of traffic sent to stable."""
+        return Decimal(100) - self.canary_percent
+
+    @property
+    def phase(self) -> str:
+        """The rollout state in words (canary.route_state.phase_of), as the rendered route will show it."""
+        return phase_of(self.has_canary, self.canary_percent, self.canary_header is not None)

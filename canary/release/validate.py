@@ -1,0 +1,433 @@
+"""Stack config -> validated, frozen release settings; every error names its key.
+
+The engine hands a Python program its config as strings: plain values as typed, `array` values as JSON, and
+the defaults declared in Pulumi.yaml filled in for every key the stack leaves unset. `parse_config` takes
+exactly that map (key -> string, project namespace stripped) so it needs no Pulumi runtime and tests can
+feed it directly. It checks every key, collects every problem and raises them together in one ConfigError,
+before the program registers a single resource: bad config never reaches the cluster.
+
+Pulumi.yaml is the one place a default lives; this module has none (ReleaseSettings has no field defaults
+either, and canary.release.args.DEFAULTS is compared with Pulumi.yaml by a test). A key missing from the map
+is an error.
+"""
+
+import difflib
+import json
+import re
+from collections.abc import Collection, Mapping
+from decimal import Decimal
+
+from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES
+from canary.names import MAX_APP_NAME
+from canary.names import gateway_name as default_gateway_name
+from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
+from canary.release.settings import CanaryHeader, ReleaseSettings
+from canary.weights import parse_percent
+
+CONFIG_KEYS = (*RELEASE_KEYS[:6], *OPS_KEYS, *RELEASE_KEYS[6:])
+"""Every key Pulumi.yaml declares, in the order it declares them (a unit test keeps the two in step)."""
+
+DEFERRED_PLACEHOLDERS = {
+    "canaryImage": "deferred.invalid/canary:0",
+    "tlsCert": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----",
+    "tlsKey": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----",
+    "hostnames": "[]",
+}
+"""What a key not known yet (an Output) stands for while the release's shape is decided: an Output
+canaryImage means a canary, Output TLS material means the release owns the Secret. Other keys stand for ""."""
+PRESENCE_KEYS = frozenset({"canaryImage", "tlsCert", "tlsKey"})
+"""Keys whose mere presence decides which objects exist; an Output for one must resolve to a value."""
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_INTEGER = re.compile(r"-?[0-9]+")
+# RFC 7230 token; Gateway API's HTTPHeaderName pattern is the same character set.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+# Docker reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*)"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+MAX_IMAGE_NAME = 255
+"""Longest repository name (domain and path) a Docker reference may have."""
+
+
+class ConfigError(Exception):
+    """Every problem found in the stack config, reported at once.
+
+    `problems` keeps (key, message) pairs for callers and tests that need to know which keys were wrong.
+    Inside a Pulumi program it is raised as canary.release.run_error.ProgramConfigError, also a
+    pulumi.RunError, so the language host prints the message without a traceback (this module stays free
+    of the Pulumi SDK, which the CLI's fast paths do not import).
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {message}" for _, message in self.problems)
+        super().__init__(f"invalid stack config ({count} problem{'s' if count != 1 else ''}):\n{lines}")
+
+    @property
+    def keys(self) -> list[str]:
+        """The config keys named by the problems, in the order found."""
+        return [key for key, _ in self.problems]
+
+
+class ConfigReader:
+    """Reads keys from the raw map, recording problems instead of stopping at the first one.
+
+    Each getter returns a placeholder when the key is bad, so later checks can run; checks that combine
+    keys first ask `ok(...)`, so one bad value is reported once, under its own key.
+    """
+
+    def __init__(self, raw: Mapping[str, str], deferred: Collection[str] = ()) -> None:
+        self.raw = raw
+        self.problems: list[tuple[str, str]] = []
+        self.failed: set[str] = set()
+        self.deferred = frozenset(deferred)
+        """Keys whose values are not known yet: every check on them waits until they resolve."""
+
+    def reject(self, key: str, allowed: str) -> None:
+        self.failed.add(key)
+        value = self.raw.get(key)
+        shown = "(value not shown)" if key in SECRET_KEYS and value else repr(value)
+        self.problems.append((key, f"{key}: {shown} is not allowed: {allowed}"))
+
+    def ok(self, *keys: str) -> bool:
+        return not self.failed.intersection(keys) and not self.deferred.intersection(keys)
+
+    def text(self, key: str) -> str:
+        if key in self.deferred:
+            return DEFERRED_PLACEHOLDERS.get(key, "")
+        value = self.raw.get(key)
+        if value is None:
+            self.failed.add(key)
+            self.problems.append(
+                (key, f"{key}: not set: Pulumi.yaml declares its default; run the program through Pulumi")
+            )
+            return ""
+        return value
+
+    def matching(self, key: str, pattern: re.Pattern[str], max_len: int, allowed: str) -> str:
+        value = self.text(key)
+        if self.ok(key) and (len(value) > max_len or not pattern.fullmatch(value)):
+            self.reject(key, allowed)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.text(key)
+        if self.ok(key) and value not in ("true", "false"):
+            self.reject(key, "true or false")
+        return value == "true"
+
+    def integer(self, key: str, low: int, high: int, allowed: str) -> int:
+        value = self.text(key)
+        if not self.ok(key):
+            return low
+        if not _INTEGER.fullmatch(value) or not low <= int(value) <= high:
+            self.reject(key, allowed)
+            return low
+        return int(value)
+
+    def percent(self, key: str) -> Decimal:
+        value = self.text(key)
+        if not self.ok(key):
+            return Decimal(0)
+        try:
+            return parse_percent(value)
+        except ValueError as err:
+            self.reject(key, str(err))
+            return Decimal(0)
+
+    def json_list(self, key: str, allowed: str) -> list[object]:
+        value = self.text(key)
+        if not self.ok(key):
+            return []
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list):
+            self.reject(key, allowed)
+            return []
+        return parsed
+
+
+def parse_config(
+    raw: Mapping[str, str],
+    secret_keys: Collection[str] | None = None,
+    *,
+    deferred: Collection[str] = (),
+    present: Collection[str] = (),
+) -> ReleaseSettings:
+    """Validate the raw stack config and return the release settings, or raise ConfigError.
+
+    `raw` maps config keys without the project namespace ("canaryWeight", not "gateway-canary:canaryWeight")
+    to strings, defaults included, as the engine passes them (see read_stack_config). `secret_keys` names the
+    keys set as secrets (read_secret_keys); when given, a tlsKey that is not one is refused, so a private key
+    is never kept in plaintext in Pulumi.<stack>.yaml or the state. None skips that check (for callers that
+    only read the config, such as the CLI).
+
+    The library way in (CanaryReleaseArgs with Outputs) validates twice with the same rules: at construction
+    with the Output keys `deferred` (every check on them, alone or combined, waits; the settings returned
+    then hold placeholders for them and only decide which objects exist), and again once they resolve, with
+    `present` naming the deferred keys whose presence was assumed (PRESENCE_KEYS).
+    """
+    r = ConfigReader(raw, deferred)
+    for key in sorted(set(raw) - set(CONFIG_KEYS)):
+        guess = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+        hint = f"did you mean {guess[0]}?" if guess else f"known keys are {', '.join(CONFIG_KEYS)}"
+        r.problems.append((key, f"{key}: unknown config key ({hint})"))
+
+    app_name = r.matching(
+        "appName",
+        _DNS_1035_LABEL,
+        MAX_APP_NAME,
+        f"a DNS-1035 label of at most {MAX_APP_NAME} characters (lowercase letters, digits and '-', "
+        "starting with a letter), since it names Services such as '<appName>-canary'",
+    )
+    namespace = r.matching("namespace", _DNS_LABEL, 63, "a DNS-1123 label (lowercase, digits, '-', <= 63)")
+    create_namespace = r.boolean("createNamespace")
+    stable_image = _image(r, "stableImage", required=True)
+    canary_image = _image(r, "canaryImage", required=False) or None
+    canary_percent = r.percent("canaryWeight")
+    stable_replicas = r.integer(
+        "stableReplicas",
+        1,
+        1000,
+        "an integer from 1 to 1000 (a rollback sends traffic back to stable at once)",
+    )
+    canary_replicas = r.integer(
+        "canaryReplicas", 1, 1000, "an integer from 1 to 1000 (the canary Service must select a ready pod)"
+    )
+    container_port = r.integer("containerPort", 1, 65535, "a port number from 1 to 65535")
+    rollout_timeout = r.integer("rolloutTimeout", 10, 3600, "a number of seconds from 10 to 3600")
+    wait_for_gateway = r.boolean("waitForGateway")
+    health_path = r.text("healthPath")
+    if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
+        r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
+    hostnames = _hostnames(r)
+    create_gateway = r.boolean("createGateway")
+    gateway_class_name = r.text("gatewayClassName")
+    gateway_name = r.text("gatewayName")
+    gateway_namespace = r.text("gatewayNamespace")
+    tls_secret_name = r.text("tlsSecretName")
+    _gateway(
+        r, create_gateway, gateway_class_name, gateway_name, gateway_namespace, namespace, tls_secret_name
+    )
+    canary_header = _header(r)
+    mirror_percent = r.percent("mirrorPercent")
+    rollout_operator = _rollout_operator(r)
+    tls_cert, tls_key = _tls_material(r, tls_secret_name, secret_keys)
+    for key in sorted(present):
+        if r.ok(key) and not raw.get(key):
+            r.reject(
+                key,
+                "a value, since it was given as an Output and an Output counts as set when the release "
+                "decides which objects to create (pass '' as a plain value for none)",
+            )
+
+    if canary_image is None and r.ok("canaryImage"):
+        if r.ok("canaryWeight") and canary_percent > 0:
+            r.reject("canaryWeight", "0 while canaryImage is empty (there is no canary to send traffic to)")
+        if r.ok("mirrorPercent") and mirror_percent > 0:
+            r.reject("mirrorPercent", "0 while canaryImage is empty (there is no canary to mirror to)")
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return ReleaseSettings(
+        app_name=app_name,
+        namespace=namespace,
+        create_namespace=create_namespace,
+        stable_image=stable_image,
+        canary_image=canary_image,
+        canary_percent=canary_percent,
+        stable_replicas=stable_replicas,
+        canary_replicas=canary_replicas,
+        container_port=container_port,
+        health_path=health_path,
+        hostnames=hostnames,
+        gateway_class_name=gateway_class_name,
+        create_gateway=create_gateway,
+        gateway_name=gateway_name or default_gateway_name(app_name),
+        gateway_namespace=gateway_namespace or namespace,
+        tls_secret_name=tls_secret_name or None,
+        canary_header=canary_header,
+        mirror_percent=mirror_percent,
+        rollout_timeout=rollout_timeout,
+        wait_for_gateway=wait_for_gateway,
+        rollout_operator=rollout_operator or None,
+        tls_cert=tls_cert or None,
+        tls_key=tls_key or None,
+    )
+
+
+def _image(r: ConfigReader, key: str, *, required: bool) -> str:
+    value = r.text(key)
+    if not r.ok(key) or (value == "" and not required):
+        return value
+    match = _IMAGE.fullmatch(value)
+    if match is None or len(match.group("name")) > MAX_IMAGE_NAME:
+        optional = "" if required else ", or '' for no canary"
+        r.reject(
+            key, f"an image reference such as 'ghcr.io/org/app:1.2.3' or 'app@sha256:<digest>'{optional}"
+        )
+    return value
+
+
+def _hostnames(r: ConfigReader) -> tuple[str, ...]:
+    allowed = (
+        f"a JSON array of at most {MAX_HOSTNAMES} distinct lowercase DNS names (labels of at most 63 "
+        "characters, at most 253 in all; '*.' only as the whole first label; no IP addresses)"
+    )
+    items = r.json_list("hostnames", allowed)
+    if not r.ok("hostnames"):
+        return ()
+    names = [item for item in items if isinstance(item, str)]
+    invalid = [name for name in names if not _valid_hostname(name)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if len(names) != len(items):
+        r.reject("hostnames", f"{allowed}; every entry must be a string")
+    elif len(names) > MAX_HOSTNAMES:
+        r.reject("hostnames", f"{allowed}; {len(names)} given")
+    elif invalid:
+        r.reject("hostnames", f"{allowed}; {invalid[0]!r} is not")
+    elif repeated:
+        r.reject("hostnames", f"{allowed}; {repeated[0]!r} is repeated")
+    else:
+        return tuple(sorted(names))
+    return ()
+
+
+def _valid_hostname(name: str) -> bool:
+    """RFC 1123 DNS name as Gateway API's Hostname type allows it: lowercase, optional leading '*.', no IP."""
+    bare = name[2:] if name.startswith("*.") else name
+    labels = bare.split(".")
+    return (
+        len(name) <= 253
+        and bool(_DNS_SUBDOMAIN.fullmatch(bare))
+        and all(len(label) <= 63 for label in labels)
+        and not all(label.isdigit() for label in labels)
+    )
+
+
+def _gateway(
+    r: ConfigReader,
+    create_gateway: bool,
+    class_name: str,
+    name: str,
+    gateway_namespace: str,
+    namespace: str,
+    tls_secret_name: str,
+) -> None:
+    """Check the Gateway keys together: an owned Gateway needs a class, an existing one needs a name."""
+    subdomain = "a DNS-1123 subdomain (lowercase, digits, '-' and '.', <= 253)"
+    if r.ok("gatewayName") and name and (len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name)):
+        r.reject("gatewayName", f"{subdomain}, or '' for '<appName>-gateway'")
+    if r.ok("gatewayNamespace") and gateway_namespace and not _DNS_LABEL.fullmatch(gateway_namespace):
+        r.reject("gatewayNamespace", "a DNS-1123 label, or '' for the release namespace")
+    if (
+        r.ok("tlsSecretName")
+        and tls_secret_name
+        and (len(tls_secret_name) > 253 or not _DNS_SUBDOMAIN.fullmatch(tls_secret_name))
+    ):
+        r.reject("tlsSecretName", f"{subdomain}, or '' for no HTTPS listener")
+    if not r.ok("createGateway"):
+        return
+    if create_gateway:
+        if r.ok("gatewayClassName") and (len(class_name) > 253 or not _DNS_SUBDOMAIN.fullmatch(class_name)):
+            r.reject(
+                "gatewayClassName", f"{subdomain} naming a GatewayClass (required when createGateway is true)"
+            )
+        if r.ok("gatewayNamespace", "namespace") and gateway_namespace not in ("", namespace):
+            r.reject(
+                "gatewayNamespace",
+                "'' or the release namespace when createGateway is true "
+                "(the owned Gateway lives beside the route)",
+            )
+    else:
+        if r.ok("gatewayName") and not name:
+            r.reject("gatewayName", "the name of an existing Gateway (required when createGateway is false)")
+        if r.ok("tlsSecretName") and tls_secret_name:
+            r.reject("tlsSecretName", "'' when createGateway is false (TLS belongs to the existing Gateway)")
+
+
+def _header(r: ConfigReader) -> CanaryHeader | None:
+    allowed = (
+        "'' (off) or 'name: value', e.g. 'x-canary: true', where name is an HTTP header name (RFC 7230 "
+        f"token, <= {MAX_HEADER_NAME} characters) and value is 1..{MAX_HEADER_VALUE} printable characters"
+    )
+    value = r.text("canaryHeader")
+    if not r.ok("canaryHeader") or value == "":
+        return None
+    name, colon, header_value = value.partition(":")
+    name, header_value = name.strip(), header_value.strip()
+    if (
+        not colon
+        or len(name) > MAX_HEADER_NAME
+        or not _HEADER_NAME.fullmatch(name)
+        or len(header_value) > MAX_HEADER_VALUE
+        or not _HEADER_VALUE.fullmatch(header_value)
+    ):
+        r.reject("canaryHeader", allowed)
+        return None
+    return CanaryHeader(name=name, value=header_value)
+
+
+def _rollout_operator(r: ConfigReader) -> str:
+    value = r.text("rolloutOperator")
+    if not r.ok("rolloutOperator") or value == "":
+        return value
+    if value == "default" or len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        r.reject(
+            "rolloutOperator",
+            "'' (no RBAC) or a ServiceAccount name to create: a DNS-1123 subdomain (lowercase, digits, '-' "
+            "and '.', <= 253) other than 'default', which every namespace already has",
+        )
+    return value
+
+
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s.*-----END CERTIFICATE-----", re.DOTALL)
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----\s.*-----END ([A-Z]+ )?PRIVATE KEY-----", re.DOTALL
+)
+
+
+def _tls_material(
+    r: ConfigReader, tls_secret_name: str, secret_keys: Collection[str] | None
+) -> tuple[str, str]:
+    """tlsCert and tlsKey: both or neither; with both, the program owns the Secret tlsSecretName.
+
+    Only the PEM framing is checked (the program never parses key material); messages never repeat a value.
+    A deferred (Output) value counts as set for the checks that combine keys.
+    """
+    cert, key = r.text("tlsCert"), r.text("tlsKey")
+    if r.failed.intersection(("tlsCert", "tlsKey")):
+        return cert, key
+    if cert and r.ok("tlsCert") and not PEM_CERTIFICATE.search(cert):
+        r.reject(
+            "tlsCert", "'' or a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+        )
+    if key and r.ok("tlsKey") and not PEM_PRIVATE_KEY.search(key):
+        r.reject(
+            "tlsKey", "'' or a PEM private key (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----)"
+        )
+    if secret_keys is not None and key and "tlsKey" not in secret_keys and r.ok("tlsKey"):
+        r.reject(
+            "tlsKey", "a secret: set it with `pulumi config set --secret tlsKey` (only ciphertext is stored)"
+        )
+    if bool(cert) != bool(key):
+        missing = "tlsKey" if cert else "tlsCert"
+        if r.ok(missing):
+            r.reject(missing, "set together with " + ("tlsCert" if cert else "tlsKey") + " (both or neither)")
+    elif cert and not tls_secret_name and r.ok("tlsSecretName"):
+        r.reject(
+            "tlsSecretName", "the name of the Secret to create from tlsCert and tlsKey (required with them)"
+        )
+    return cert, key
