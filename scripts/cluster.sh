@@ -61,12 +61,14 @@ INSTANCE=0
 PYTHON_BIN="$REPO/.venv/bin/python"; [ -x "$PYTHON_BIN" ] || PYTHON_BIN=python3
 
 # kwok's own default stages (node init, lease heartbeat, pod ready/complete/delete) from the pinned module,
-# with a release pod Ready only once its podinfo listens, and the "never-ready" test hook
-# (scripts/testbed/stages.py says how).
+# with the "never-ready" test hook and, where this cluster has a data-plane instance (choose_instance ran
+# first), a release pod Ready only once its podinfo listens (scripts/testbed/stages.py says how).
 write_stages() {
-  local kwok; kwok="$(module_dir "sigs.k8s.io/kwok@${KWOK_VERSION}")/kustomize/stage"
-  (cd "$REPO" && "$PYTHON_BIN" -m scripts.testbed.stages "$kwok") >"$CLUSTER_DIR/kwok-stages.yaml" \
-    || die "could not write the kwok stages"
+  local kwok gated=()
+  kwok="$(module_dir "sigs.k8s.io/kwok@${KWOK_VERSION}")/kustomize/stage"
+  if [ -f "$INSTANCE_FILE" ]; then gated=(--gated); fi
+  (cd "$REPO" && "$PYTHON_BIN" -m scripts.testbed.stages "$kwok" "${gated[@]}") \
+    >"$CLUSTER_DIR/kwok-stages.yaml" || die "could not write the kwok stages"
 }
 
 kubectl_() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }

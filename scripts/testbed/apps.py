@@ -31,6 +31,9 @@ SYSTEM_NAMESPACES = frozenset({EG_NAMESPACE, "kube-system", "kube-public", "kube
 """Namespaces whose pods are no release's: no podinfo, and kwok's own pod-ready Stage."""
 LISTENING = "testbed.gateway-canary/listening"
 """The pod annotation the supervisor sets to "true" once every podinfo of the pod accepts connections."""
+LATE_READY = "late-ready"
+LATE_SECONDS = 15
+"""A pod whose image reference contains LATE_READY turns Ready this long after it could (`stages`)."""
 FAULTY = "faulty"
 SLOW = "slow"
 SLOW_FLAGS = (
@@ -99,6 +102,10 @@ def gated(pod: dict[str, Any]) -> bool:
     return meta.get("namespace") not in SYSTEM_NAMESPACES and any(
         o.get("kind") == "ReplicaSet" for o in meta.get("ownerReferences") or []
     )
+
+
+def late(pod: dict[str, Any]) -> bool:
+    return any(LATE_READY in c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or [])
 
 
 def running(pod: dict[str, Any]) -> bool:

@@ -13,14 +13,20 @@ its readiness probe passes; here the supervisor is the probe:
 - `pod-listening`: a started, annotated, unready pod turns Ready (conditions merged by type, as the kubelet
   patches them).
 
-Every other pod (Envoy Gateway's own, kube-system's) keeps kwok's `pod-ready`. Test hook: a pod running an
+Test hook `late-ready` (apps.LATE_READY): such a pod turns Ready `apps.LATE_SECONDS` after it could, so a
+rollout of it is still waiting when a test acts on it (tests/integration/test_outage.py kills the apiserver
+then): a delayed copy of `pod-ready` (`pod-ready-late`), and the supervisor's wait before it announces.
+
+Every other pod (Envoy Gateway's own, kube-system's) keeps kwok's `pod-ready`, and so does every pod of a
+cluster without a data plane (no supervisor: a private cluster of tests/integration/test_outage.py, a
+non-root user): `--gated` only where the supervisor runs. Test hook: a pod running an
 image whose reference contains "never-ready" matches neither `pod-ready` nor `pod-started`, so it never runs
 and a Deployment of it never becomes Available (tests of a canary that fails to start).
 
 The text comes from the pinned kwok module (its `kustomize/stage`), changed by exact replacements that fail
 loudly when upstream's text moves.
 
-Usage: python -m scripts.testbed.stages KWOK_STAGE_DIR > kwok-stages.yaml
+Usage: python -m scripts.testbed.stages KWOK_STAGE_DIR [--gated] > kwok-stages.yaml
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scripts.testbed.apps import LISTENING, SYSTEM_NAMESPACES
+from scripts.testbed.apps import LATE_READY, LATE_SECONDS, LISTENING, SYSTEM_NAMESPACES
 
 NEVER_READY = "never-ready"
 
@@ -47,9 +53,12 @@ def requirement(key: str, operator: str, values: tuple[str, ...] = ()) -> str:
     return text
 
 
-NOT_NEVER_READY = requirement(
-    f'.spec.containers.[] | select(.image | contains("{NEVER_READY}")) | .name', "DoesNotExist"
-)
+def image_query(word: str) -> str:
+    """A jq query with a result for a pod with a container whose image reference contains `word`."""
+    return f'.spec.containers.[] | select(.image | contains("{word}")) | .name'
+
+
+NOT_NEVER_READY = requirement(image_query(NEVER_READY), "DoesNotExist")
 
 POD_LISTENING = f"""apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -98,11 +107,21 @@ def replace_once(text: str, old: str, new: str, what: str) -> str:
     return text.replace(old, new, 1)
 
 
-def pod_ready(upstream: str) -> str:
-    """kwok's pod-ready for every pod that is neither gated nor never-ready."""
-    return replace_once(
-        upstream, _MATCH, _MATCH + NOT_NEVER_READY + requirement(GATED_QUERY, "DoesNotExist"), "selector"
-    )
+def pod_ready(upstream: str, gated: bool) -> str:
+    """kwok's pod-ready for every pod that is neither never-ready nor late-ready (nor gated, when `gated`)."""
+    selector = _MATCH + NOT_NEVER_READY + requirement(image_query(LATE_READY), "DoesNotExist")
+    selector += requirement(GATED_QUERY, "DoesNotExist") if gated else ""
+    return replace_once(upstream, _MATCH, selector, "selector")
+
+
+def pod_ready_late(upstream: str, gated: bool) -> str:
+    """kwok's pod-ready, LATE_SECONDS late, for late-ready pods (not gated ones, when `gated`)."""
+    text = replace_once(upstream, "name: pod-ready\n", "name: pod-ready-late\n", "name")
+    selector = _MATCH + NOT_NEVER_READY + requirement(image_query(LATE_READY), "Exists")
+    selector += requirement(GATED_QUERY, "DoesNotExist") if gated else ""
+    text = replace_once(text, _MATCH, selector, "selector")
+    delay = f"  delay:\n    durationMilliseconds: {LATE_SECONDS * 1000}\n  next:\n"
+    return replace_once(text, "  next:\n", delay, "next")
 
 
 def pod_started(upstream: str) -> str:
@@ -121,15 +140,16 @@ def pod_started(upstream: str) -> str:
     return replace_once(text, "ready: true\n", "ready: false\n", "container readiness")
 
 
-def stages(kwok_stage_dir: Path) -> str:
-    """Every Stage of the local cluster, as one multi-document YAML."""
+def stages(kwok_stage_dir: Path, gated: bool) -> str:
+    """Every Stage of the local cluster, as one multi-document YAML; `gated`: release pods Ready once the
+    supervisor says they listen."""
     upstream = (kwok_stage_dir / "pod/fast/pod-ready.yaml").read_text()
     docs = [
         (kwok_stage_dir / "node/fast/node-initialize.yaml").read_text(),
         (kwok_stage_dir / "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml").read_text(),
-        pod_ready(upstream),
-        pod_started(upstream),
-        POD_LISTENING,
+        pod_ready(upstream, gated),
+        pod_ready_late(upstream, gated),
+        *((pod_started(upstream), POD_LISTENING) if gated else ()),
         (kwok_stage_dir / "pod/fast/pod-complete.yaml").read_text(),
         (kwok_stage_dir / "pod/fast/pod-delete.yaml").read_text(),
     ]
@@ -137,11 +157,11 @@ def stages(kwok_stage_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if len(argv) not in (1, 2) or argv[1:] not in ([], ["--gated"]):
         print(__doc__.rsplit("Usage: ", 1)[1], file=sys.stderr, end="")
         return 2
     try:
-        sys.stdout.write(stages(Path(argv[0])))
+        sys.stdout.write(stages(Path(argv[0]), gated=argv[1:] == ["--gated"]))
     except (OSError, ValueError) as err:
         print(f"stages: {err}", file=sys.stderr)
         return 1

@@ -71,8 +71,11 @@ class Proc:
     popen: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
+    started: float = 0.0
+    """time.monotonic() of the last start."""
 
     def start(self) -> None:
+        self.started = time.monotonic()
         with open(self.logfile, "ab") as out:
             self.popen = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{self.netns}", "--", *self.command],
@@ -285,10 +288,11 @@ class Supervisor:
 
     def announce(self, pods: list[dict[str, Any]]) -> None:
         """Set LISTENING on each started, unready release pod whose processes all accept connections (a
-        pod without ports at once): kwok's `pod-listening` Stage then makes it Ready."""
-        by_pod: dict[str, list[apps.App]] = {}
-        for (uid, _), (app, _, _) in self.pods.items():
-            by_pod.setdefault(uid, []).append(app)
+        pod without ports at once; a late-ready one LATE_SECONDS later): kwok's `pod-listening` Stage then
+        makes it Ready."""
+        by_pod: dict[str, list[tuple[apps.App, Proc]]] = {}
+        for (uid, _), (app, _, proc) in self.pods.items():
+            by_pod.setdefault(uid, []).append((app, proc))
         for pod in pods:
             meta = pod["metadata"]
             uid = meta["uid"]
@@ -302,7 +306,9 @@ class Supervisor:
                 continue
             want = apps.apps_of(pod)
             have = by_pod.get(uid, [])
-            if len(have) != len(want) or not all(listens(a.ip, a.port) for a in have):
+            if len(have) != len(want) or not all(listens(a.ip, a.port) for a, _ in have):
+                continue
+            if apps.late(pod) and any(time.monotonic() - p.started < apps.LATE_SECONDS for _, p in have):
                 continue
             path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
             patch = {"metadata": {"annotations": {apps.LISTENING: "true"}}}

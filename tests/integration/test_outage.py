@@ -36,7 +36,11 @@ from tests.integration.harness import (
 )
 
 APP = "outage"
-V1, V2, V3 = (f"registry.example/outage:{v}" for v in ("1.0.0", "1.1.0", "1.2.0"))
+V1 = "registry.example/outage:1.0.0"
+V2, V3 = (f"registry.example/outage:{v}-late-ready" for v in ("1.1.0", "1.2.0"))
+"""`late-ready` (a test hook of the local cluster, scripts/testbed/stages.py): these pods turn Ready 15 s
+late, so the rollouts the tests interrupt are surely still waiting when the apiserver is killed (an instant
+Ready could finish the rollout first)."""
 CANARY = str(REPO / ".venv" / "bin" / "canary")
 DEADLINE = 30
 """`canary promote --deadline`: short, so the test is quick, and long enough for the update to reach the

@@ -76,10 +76,22 @@ def test_the_stage_selector_query_agrees_with_gated(sample: dict[str, Any]) -> N
 
 
 def test_pod_ready_excludes_gated_and_never_ready_pods() -> None:
-    text = stages.pod_ready(UPSTREAM)
+    text = stages.pod_ready(UPSTREAM, gated=True)
     assert "name: pod-ready\n" in text
-    assert 'contains("never-ready")' in text and text.count("operator: 'DoesNotExist'") == 3
+    assert 'contains("never-ready")' in text and text.count("operator: 'DoesNotExist'") == 4
     assert 'status: "True"\n        type: Ready' in text
+
+
+def test_without_a_data_plane_only_never_ready_pods_are_held_back() -> None:
+    text = stages.pod_ready(UPSTREAM, gated=False)
+    assert 'contains("never-ready")' in text and stages.GATED_QUERY not in text
+
+
+def test_late_ready_pods_are_made_ready_late() -> None:
+    text = stages.pod_ready_late(UPSTREAM, gated=False)
+    assert "name: pod-ready-late\n" in text and 'contains("late-ready")' in text
+    assert f"delay:\n    durationMilliseconds: {apps.LATE_SECONDS * 1000}\n  next:" in text
+    assert stages.GATED_QUERY in stages.pod_ready_late(UPSTREAM, gated=True)
 
 
 def test_pod_started_gives_an_ip_but_leaves_the_pod_unready() -> None:
