@@ -26,6 +26,7 @@ Intervals are short (checks every 2 s, scrapes every 1 s); nothing asserts on wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -228,17 +229,32 @@ def start(run: Run, image: str) -> None:
     ).start()
 
 
-@pytest.fixture(scope="class")
-def healthy(
-    bed: dict[str, str], kube: Kube, prometheus: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def gated_run(
+    bed: dict[str, str],
+    kube: Kube,
+    prometheus: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+    **analysis: Any,
 ) -> Iterator[Run]:
-    run = Run(gated_stack(bed, tmp_path_factory.mktemp("healthy"), "ghealthy", prometheus), kube, prometheus)
+    """A Run on a gated_stack named after `prefix`; its load stopped and its stack destroyed after."""
+    stack = gated_stack(bed, tmp_path_factory.mktemp(prefix), prefix, prometheus, **analysis)
+    run = Run(stack, kube, prometheus)
     try:
         yield run
     finally:
         if run.stream is not None:
             run.stream.stop()
         run.stack.destroy()
+
+
+@pytest.fixture(scope="class")
+def healthy(
+    bed: dict[str, str], kube: Kube, prometheus: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
+    with gated_run(bed, kube, prometheus, tmp_path_factory, "ghealthy") as run:
+        yield run
 
 
 class TestHealthyRun:
@@ -276,14 +292,8 @@ def faulty(
     bed: dict[str, str], kube: Kube, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Run]:
     # minRequests 50: a 1-in-9 5xx rate passes a window with no 5xx at all with probability 0.89^50 = 0.3%
-    stack = gated_stack(bed, tmp_path_factory.mktemp("faulty"), "gfaulty", prometheus, minRequests=50)
-    run = Run(stack, kube, prometheus)
-    try:
+    with gated_run(bed, kube, prometheus, tmp_path_factory, "gfaulty", minRequests=50) as run:
         yield run
-    finally:
-        if run.stream is not None:
-            run.stream.stop()
-        run.stack.destroy()
 
 
 class TestFaultyRun:
@@ -342,14 +352,8 @@ def resumed(
     bed: dict[str, str], kube: Kube, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Run]:
     # checksPerStep 3: the interrupt lands while the run waits between checks at 20%, not during an update
-    stack = gated_stack(bed, tmp_path_factory.mktemp("resumed"), "gresume", prometheus, checksPerStep=3)
-    run = Run(stack, kube, prometheus)
-    try:
+    with gated_run(bed, kube, prometheus, tmp_path_factory, "gresume", checksPerStep=3) as run:
         yield run
-    finally:
-        if run.stream is not None:
-            run.stream.stop()
-        run.stack.destroy()
 
 
 class TestInterruptedRun:
@@ -413,13 +417,8 @@ class TestInterruptedRun:
 def slow(
     bed: dict[str, str], kube: Kube, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Run]:
-    run = Run(gated_stack(bed, tmp_path_factory.mktemp("slow"), "gslow", prometheus), kube, prometheus)
-    try:
+    with gated_run(bed, kube, prometheus, tmp_path_factory, "gslow") as run:
         yield run
-    finally:
-        if run.stream is not None:
-            run.stream.stop()
-        run.stack.destroy()
 
 
 def analyze_until(run: Run, done: Callable[[Result], bool], what: str) -> Result:
