@@ -29,9 +29,7 @@ def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.C
 
 def netns_list(plan: Plan) -> list[str]:
     """The network namespaces of this instance of the plan."""
-    out = ip("-j", "netns", "list").stdout.strip()
-    names = [str(n["name"]) for n in json.loads(out or "[]")]
-    return sorted(n for n in names if plan.owns_netns(n))
+    return sorted(n for n in netns_names() if plan.owns_netns(n))
 
 
 def links(plan: Plan) -> list[str]:
@@ -89,10 +87,31 @@ def setup_gateway(plan: Plan, slot: int, address: str) -> None:
 
 
 def teardown_gateway(plan: Plan, slot: int) -> None:
-    """Delete Envoy namespace `slot` and its links (their routes go with them). Processes must be gone."""
-    kill_netns_processes(plan.gateway_netns(slot))
-    ip("link", "del", plan.gateway_link(slot).outer, check=False)
-    ip("netns", "del", plan.gateway_netns(slot), check=False)
+    """Delete Envoy namespace `slot` and its links (their routes go with them), also after a setup that
+    failed half-way.
+
+    Each link is deleted by name wherever it may be: the kernel destroys a deleted namespace (and the veth
+    ends in it, with their peers) later, in a work queue, so a peer left to go with the namespace could
+    still hold its name in the apps namespace when the slot is set up again ("An interface with the same
+    name exists", seen in CI); and a setup that failed after `ip link add` left both ends in the root
+    namespace, where every later `ip link add` of the slot failed with "File exists"."""
+    ns = plan.gateway_netns(slot)
+    kill_netns_processes(ns)
+    present = netns_names()
+    for link, outer_netns in (
+        (plan.gateway_link(slot), None),
+        (plan.gateway_apps_link(slot), ns),
+        (plan.gateway_eg_link(slot), ns),
+    ):
+        for name, netns in ((link.inner, link.netns), (link.outer, outer_netns), (link.inner, None)):
+            if netns is None or netns in present:
+                ip("link", "del", name, netns=netns, check=False)
+    ip("netns", "del", ns, check=False)
+
+
+def netns_names() -> set[str]:
+    out = ip("-j", "netns", "list").stdout.strip()
+    return {str(n["name"]) for n in json.loads(out or "[]")}
 
 
 def kill_netns_processes(netns: str, grace: float = 3.0) -> None:
