@@ -183,7 +183,13 @@ def test_prometheus_scrapes_a_real_canary_behind_the_gateway(
             now = query(prometheus, f'sum(http_request_duration_seconds_count{{{sel}, track="canary"}})')
             return now is not None and now - before >= 200
 
-        wait_for(counted, timeout=30, what="Prometheus to count the 200 canary requests")
+        # Bounded, and generous: the canary's target is discovered through file_sd (refreshed every few
+        # seconds) and scraped every second, on a machine the other workers keep busy (CI saw 30 s pass).
+        try:
+            wait_for(counted, timeout=90, what="Prometheus to count the 200 canary requests")
+        except AssertionError as err:
+            seen = targets(prometheus, ns)
+            raise AssertionError(f"{err}; the namespace's scrape targets: {seen}") from None
 
         def stable_counted() -> bool:
             # settle's plain requests all went to stable; the second stable pod's target can be discovered a
