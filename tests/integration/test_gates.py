@@ -452,6 +452,19 @@ def load_report(run: Run) -> str:
         seen = run.stream.snapshot()
         outcomes = Counter(s.result.version if s.result.ok else s.result.failure for s in seen)
         load_text = f"{len(seen)} answered, {'running' if run.stream.running else 'over'}, {dict(outcomes)}"
+        # Where the answers came from lately, 10 s at a time: Envoy not routing to the canary (all 1.0.0)
+        # reads differently from Prometheus not counting what the canary served.
+        if seen:
+            end = max(s.answered for s in seen)
+            buckets = [
+                Counter(
+                    s.result.version if s.result.ok else s.result.failure
+                    for s in seen
+                    if end - 10 * (i + 1) < s.answered <= end - 10 * i
+                )
+                for i in reversed(range(6))
+            ]
+            load_text += f"; last 60 s by 10 s: {[dict(b) for b in buckets]}"
     try:
         with urllib.request.urlopen(f"{run.prometheus}/api/v1/targets?state=active", timeout=5) as response:
             active = json.loads(response.read())["data"]["activeTargets"]
@@ -463,7 +476,33 @@ def load_report(run: Run) -> str:
         ]
     except OSError as err:
         scrapes = [f"Prometheus targets not read: {err}"]
-    return f"load: {load_text}; scrapes: {scrapes}"
+    return f"load: {load_text}; scrapes: {scrapes}; {live_report(run.kube, run.namespace)}"
+
+
+def live_report(kube: Kube, namespace: str) -> str:
+    """The route's weights and status generations, and the ready endpoints of each track's Service (from
+    their EndpointSlices, which Envoy Gateway turns into Envoy's endpoints)."""
+    route = kube.get(ROUTE, APP, namespace) if namespace else None
+    if route is None:
+        return "route: none"
+    parents = [
+        (c["type"], c["status"], c.get("observedGeneration"))
+        for parent in (route.get("status") or {}).get("parents", [])
+        for c in parent.get("conditions", [])
+    ]
+    slices = json.loads(kube.run("get", "endpointslices", "-n", namespace, "-o", "json").check().stdout)[
+        "items"
+    ]
+    ready = {
+        sl["metadata"].get("labels", {}).get("kubernetes.io/service-name", "?"): [
+            (e.get("addresses"), (e.get("conditions") or {}).get("ready")) for e in sl.get("endpoints") or []
+        ]
+        for sl in slices
+    }
+    return (
+        f"route: canary {route_state(route, APP).canary_weight}%, generation "
+        f"{route['metadata'].get('generation')}, status {parents}; endpoints {ready}"
+    )
 
 
 class TestSlowCanary:
