@@ -382,6 +382,9 @@ class TestInterruptedRun:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            # A Ctrl-C must reach it even when the suite runs as a shell's background job (SIGINT ignored,
+            # and inherited so): Python then installs its KeyboardInterrupt handler again.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         lines: list[str] = []
         try:
