@@ -278,13 +278,19 @@ def _hold_stack(args: argparse.Namespace, hold: contextlib.ExitStack) -> BaseExc
         return None  # Release.open reports it
     try:
         stack = stack_name_of(cwd, getattr(args, "stack", None), None)
-        project = str(load_yaml(cwd / "Pulumi.yaml")["name"])
-        stack_lock = lock.lock_for(lock.backend_url(cwd, os.environ), project, stack)
-        hold.enter_context(lock.held(stack_lock, stack, lock.new_holder(args.actor_name, args.command)))
     except FastUnavailable as why:
         return UsageProblem(f"{why}: pass --stack or run `pulumi stack select`")
     except OSError:
         return None  # no `pulumi` to name the stack: nothing can run, and Release.open reports it
+    except BaseException as problem:  # reported by main's boundary
+        return problem
+    try:
+        project = str(load_yaml(cwd / "Pulumi.yaml")["name"])
+        stack_lock = lock.lock_for(lock.backend_url(cwd, os.environ), project, stack)
+        hold.enter_context(lock.held(stack_lock, stack, lock.new_holder(args.actor_name, args.command)))
+    except OSError as problem:
+        # A lock that cannot be taken (no psql, an unwritable backend folder) must not mean no lock.
+        return Refused(f"cannot take the stack lock of {stack} ({problem}); nothing was done")
     except BaseException as problem:  # reported by main's boundary
         return problem
     return None

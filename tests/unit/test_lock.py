@@ -105,3 +105,23 @@ def test_no_lock_runs_the_body() -> None:
     with held(None, "dev", new_holder("a", "step")):
         ran.append(1)
     assert ran == [1]
+
+
+def test_a_lock_that_cannot_be_taken_refuses_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file backend whose lock folder cannot be made (`.pulumi` is a file here): the command is refused,
+    not run without the CLI's lock."""
+    from canary.cli.main import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: gateway-canary\nruntime: python\n")
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    (backend / ".pulumi").write_text("not a folder")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{backend}")
+    code = main(["step", "--yes", "--stack", "dev", "--actor", "ana", "--cwd", str(project)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "canary: cannot take the stack lock of dev (" in err and "nothing was done" in err, err
