@@ -306,7 +306,10 @@ class Supervisor:
                 continue
             want = apps.apps_of(pod)
             have = by_pod.get(uid, [])
-            if len(have) != len(want) or not all(listens(a.ip, a.port) for a, _ in have):
+            # Our own processes, alive, and listening: a podinfo that failed to bind (its address still held
+            # by another process) has exited by the next round, and must not pass for the pod on a connect.
+            alive = all(p.popen is not None and p.popen.poll() is None for _, p in have)
+            if len(have) != len(want) or not alive or not all(listens(a.ip, a.port) for a, _ in have):
                 continue
             if apps.late(pod) and any(time.monotonic() - p.started < apps.LATE_SECONDS for _, p in have):
                 continue

@@ -224,12 +224,13 @@ class Run:
 
 
 def start(run: Run, image: str) -> None:
-    """Deploy stable and the canary at 0%, wait for Envoy, start the background load."""
+    """Deploy stable and the canary at 0%, wait for Envoy (for a canary that never fails, until the header
+    route reaches it too), start the background load."""
     run.stack.set_config({"canaryImage": image})
     run.stack.up(message=f"deploy canary {image}").check()
     run.namespace = str(run.stack.outputs()["namespace"])
     run.where = gateway_target(run.kube, run.namespace)
-    settle(run.where, {"plain": "1.0.0"})
+    settle(run.where, {"plain": "1.0.0", **({"header": "1.1.0"} if image == V2 else {})})
     run.stream = Stream(
         load(run.where, int(RATE * LOAD_SECONDS), concurrency=4, time_limit=LOAD_SECONDS), rate=RATE
     ).start()
