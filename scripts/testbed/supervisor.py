@@ -151,8 +151,9 @@ class Supervisor:
     pods: dict[tuple[str, int], tuple[apps.App, int, Proc]] = field(default_factory=dict)
     # Processes sent SIGTERM, with the time after which they get SIGKILL: a stop never blocks the loop, so a
     # newly Ready pod gets its process within one INTERVAL even while others shut down.
-    draining: list[tuple[Proc, float, str]] = field(default_factory=list)
-    """(process, SIGKILL time, its ip:port): kwok hands a gone pod's IP to the next pod at once."""
+    draining: list[tuple[Proc, float, str, int]] = field(default_factory=list)
+    """(process, SIGKILL time, its ip:port, its metrics port): kwok hands a gone pod's IP to the next pod at
+    once, and the metrics port stays taken until the process is gone."""
     stopping: bool = False
     # Envoy Deployment name -> the last error starting it, so a failure that repeats is logged once.
     start_failures: dict[str, str] = field(default_factory=dict)
@@ -255,7 +256,11 @@ class Supervisor:
         gone = [
             self.pods.pop(k) for k in [k for k, (app, _, _) in self.pods.items() if desired.get(k) != app]
         ]
+        # podinfo serves metrics on every address of the apps namespace (":port", pkg/api/http/server.go)
+        # and ignores a failed bind: a port a draining process still holds would leave the new pod with no
+        # metrics at all (seen in CI: the canary's scrape refused while it served its share).
         used = {port for _, port, _ in [*self.pods.values(), *gone]}
+        used |= {port for *_, port in self.draining}
         free = (p for p in METRICS_PORTS if p not in used)
         for key, app in desired.items():
             if key in self.pods:
@@ -278,10 +283,10 @@ class Supervisor:
             self.pods[key] = (app, metrics, proc)
             hooks = f" hooks {','.join(app.hooks)}" if app.hooks else ""
             log(f"pod {app.namespace}/{app.pod}: podinfo {app.version} on {app.ip}:{app.port}{hooks}")
-        for app, _, proc in gone:
+        for app, metrics, proc in gone:
             if proc.popen is not None and proc.popen.poll() is None:
                 proc.popen.terminate()
-                self.draining.append((proc, time.monotonic() + GRACE, f"{app.ip}:{app.port}"))
+                self.draining.append((proc, time.monotonic() + GRACE, f"{app.ip}:{app.port}", metrics))
         for app, _, _ in gone:
             log(f"pod {app.namespace}/{app.pod}: podinfo on {app.ip}:{app.port} stopped")
         self.announce(pods)
@@ -323,7 +328,7 @@ class Supervisor:
     def free_address(self, address: str, gone: list[tuple[apps.App, int, Proc]]) -> None:
         """SIGKILL (and wait for) whatever old podinfo still listens on `address`: its pod is gone."""
         holders = [p for a, _, p in gone if f"{a.ip}:{a.port}" == address]
-        holders += [p for p, _, held in self.draining if held == address]
+        holders += [p for p, _, held, _ in self.draining if held == address]
         for proc in holders:
             if proc.popen is not None and proc.popen.poll() is None:
                 proc.popen.kill()
@@ -334,13 +339,13 @@ class Supervisor:
     def reap(self) -> None:
         """Forget drained processes; SIGKILL those past their grace."""
         left = []
-        for proc, deadline, address in self.draining:
+        for proc, deadline, address, metrics in self.draining:
             assert proc.popen is not None
             if proc.popen.poll() is not None:
                 continue
             if time.monotonic() > deadline:
                 proc.popen.kill()
-            left.append((proc, deadline, address))
+            left.append((proc, deadline, address, metrics))
         self.draining = left
 
     # -- state and lifecycle ----------------------------------------------------------------------------
@@ -418,7 +423,7 @@ class Supervisor:
         finally:
             log("stopping")
             procs = [proc for _, _, proc in self.pods.values()] + [g.proc for g in self.gateways.values()]
-            stop_all(procs + [proc for proc, _, _ in self.draining])
+            stop_all(procs + [proc for proc, *_ in self.draining])
             for key in list(self.gateways):
                 self.stop_gateway(key)
             self.pods.clear()
