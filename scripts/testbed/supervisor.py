@@ -130,6 +130,18 @@ def stop_all(procs: list[Proc], grace: float = 3.0) -> None:
             popen.wait(5)
 
 
+@dataclass(frozen=True)
+class Draining:
+    """A podinfo sent SIGTERM: SIGKILL after `deadline` (time.monotonic()). kwok hands a gone pod's IP to the
+    next pod at once, and its metrics port stays taken until the process is gone."""
+
+    proc: Proc
+    deadline: float
+    address: str
+    """ip:port of its app server."""
+    metrics: int
+
+
 @dataclass
 class Gateway:
     key: str
@@ -151,9 +163,7 @@ class Supervisor:
     pods: dict[tuple[str, int], tuple[apps.App, int, Proc]] = field(default_factory=dict)
     # Processes sent SIGTERM, with the time after which they get SIGKILL: a stop never blocks the loop, so a
     # newly Ready pod gets its process within one INTERVAL even while others shut down.
-    draining: list[tuple[Proc, float, str, int]] = field(default_factory=list)
-    """(process, SIGKILL time, its ip:port, its metrics port): kwok hands a gone pod's IP to the next pod at
-    once, and the metrics port stays taken until the process is gone."""
+    draining: list[Draining] = field(default_factory=list)
     stopping: bool = False
     # Envoy Deployment name -> the last error starting it, so a failure that repeats is logged once.
     start_failures: dict[str, str] = field(default_factory=dict)
@@ -260,7 +270,7 @@ class Supervisor:
         # and ignores a failed bind: a port a draining process still holds would leave the new pod with no
         # metrics at all (seen in CI: the canary's scrape refused while it served its share).
         used = {port for _, port, _ in [*self.pods.values(), *gone]}
-        used |= {port for *_, port in self.draining}
+        used |= {d.metrics for d in self.draining}
         free = (p for p in METRICS_PORTS if p not in used)
         for key, app in desired.items():
             if key in self.pods:
@@ -286,7 +296,8 @@ class Supervisor:
         for app, metrics, proc in gone:
             if proc.popen is not None and proc.popen.poll() is None:
                 proc.popen.terminate()
-                self.draining.append((proc, time.monotonic() + GRACE, f"{app.ip}:{app.port}", metrics))
+                ends = time.monotonic() + GRACE
+                self.draining.append(Draining(proc, ends, f"{app.ip}:{app.port}", metrics))
         for app, _, _ in gone:
             log(f"pod {app.namespace}/{app.pod}: podinfo on {app.ip}:{app.port} stopped")
         self.announce(pods)
@@ -328,7 +339,7 @@ class Supervisor:
     def free_address(self, address: str, gone: list[tuple[apps.App, int, Proc]]) -> None:
         """SIGKILL (and wait for) whatever old podinfo still listens on `address`: its pod is gone."""
         holders = [p for a, _, p in gone if f"{a.ip}:{a.port}" == address]
-        holders += [p for p, _, held, _ in self.draining if held == address]
+        holders += [d.proc for d in self.draining if d.address == address]
         for proc in holders:
             if proc.popen is not None and proc.popen.poll() is None:
                 proc.popen.kill()
@@ -339,13 +350,14 @@ class Supervisor:
     def reap(self) -> None:
         """Forget drained processes; SIGKILL those past their grace."""
         left = []
-        for proc, deadline, address, metrics in self.draining:
-            assert proc.popen is not None
-            if proc.popen.poll() is not None:
+        for drained in self.draining:
+            popen = drained.proc.popen
+            assert popen is not None
+            if popen.poll() is not None:
                 continue
-            if time.monotonic() > deadline:
-                proc.popen.kill()
-            left.append((proc, deadline, address, metrics))
+            if time.monotonic() > drained.deadline:
+                popen.kill()
+            left.append(drained)
         self.draining = left
 
     # -- state and lifecycle ----------------------------------------------------------------------------
@@ -423,7 +435,7 @@ class Supervisor:
         finally:
             log("stopping")
             procs = [proc for _, _, proc in self.pods.values()] + [g.proc for g in self.gateways.values()]
-            stop_all(procs + [proc for proc, *_ in self.draining])
+            stop_all(procs + [d.proc for d in self.draining])
             for key in list(self.gateways):
                 self.stop_gateway(key)
             self.pods.clear()

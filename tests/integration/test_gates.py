@@ -494,14 +494,11 @@ def live_report(kube: Kube, namespace: str) -> str:
         for parent in (route.get("status") or {}).get("parents", [])
         for c in parent.get("conditions", [])
     ]
-    slices = json.loads(kube.run("get", "endpointslices", "-n", namespace, "-o", "json").check().stdout)[
-        "items"
-    ]
     ready = {
         sl["metadata"].get("labels", {}).get("kubernetes.io/service-name", "?"): [
             (e.get("addresses"), (e.get("conditions") or {}).get("ready")) for e in sl.get("endpoints") or []
         ]
-        for sl in slices
+        for sl in kube.list("endpointslices", namespace)
     }
     return (
         f"route: canary {route_state(route, APP).canary_weight}%, generation "
