@@ -8,8 +8,11 @@ are independent and can be read one at a time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +115,95 @@ class PulumiStack(CliStack[Result]):
     def history(self, *flags: str) -> list[dict[str, Any]]:
         """Updates, newest first, secrets shown (tests check what was recorded)."""
         return super().history("--show-secrets", *flags)
+
+
+WAITING_FOR_PODS = "Waiting for app ReplicaSet to be available"
+"""pulumi-kubernetes' status line while its Deployment await waits for the new ReplicaSet's pods."""
+ROLLOUT_COMPLETE = "Deployment initialization complete"
+"""pulumi-kubernetes' status line when its Deployment await concludes that the rollout is done."""
+
+
+class RunningUpdate:
+    """A `pulumi up` in the background (PulumiStack.start_up) whose output a thread reads line by line, so a
+    test can wait for what the engine says about a resource instead of guessing from the cluster."""
+
+    def __init__(self, stack: PulumiStack) -> None:
+        self.proc = stack.start_up()
+        self.finished_before = 0
+        """start_stuck_update: how many updates of the same intent ended (succeeded) before this one."""
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for_status(self, resource: str, *texts: str, timeout: float = 120) -> str | None:
+        """The first of `texts` the engine prints on a line about `resource` (a Deployment's name), or None
+        when the update ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ended = self.proc.poll() is not None
+            for line in list(self._lines):
+                if f"Deployment {resource} " in line:
+                    for text in texts:
+                        if text in line:
+                            return text
+            if ended:
+                self._reader.join(timeout=10)
+                return None
+            time.sleep(0.05)
+        raise AssertionError(f"{timeout:.0f} s without any of {texts} for {resource}:\n{self.output}")
+
+    def finish(self, timeout: float = 600) -> str:
+        """Waits for the update to end; its whole output."""
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return self.output
+
+    def interrupt(self, timeout: float = 300) -> str:
+        """One Ctrl-C to the update's process group (as a terminal sends it), then finish."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        return self.finish(timeout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+def start_stuck_update(
+    stack: PulumiStack, deployment: str, config: dict[str, str], attempts: int = 3
+) -> RunningUpdate:
+    """`pulumi up` of `config`, whose canaryImage contains "never-ready" (the local cluster never readies
+    its pods), returned once the provider says it waits for the pods of `deployment`: an update that stays
+    stuck until rolloutTimeout.
+
+    pulumi-kubernetes 4.25.0's Deployment await sometimes takes an event of the patched Deployment that the
+    controller has not observed yet (its status still the previous rollout's: Available,
+    NewReplicaSetAvailable, the old revision) for a finished rollout, and the update succeeds at once
+    (docs/provider-notes.md). Such an update is let finish and the next never-ready image tried, up to
+    `attempts` times (each one more entry in the stack's history)."""
+    seen: list[str] = []
+    for attempt in range(attempts):
+        image = config["canaryImage"] + (f"-{attempt}" if attempt else "")
+        stack.set_config({**config, "canaryImage": image})
+        update = RunningUpdate(stack)
+        status = update.wait_for_status(deployment, WAITING_FOR_PODS, ROLLOUT_COMPLETE)
+        if status == WAITING_FOR_PODS:
+            update.finished_before = attempt
+            return update
+        seen.append(update.finish())
+        print(f"{deployment}: the provider took the rollout of {image} for done ({status}); trying again")
+    raise AssertionError(f"no update stayed stuck in {attempts} tries:\n" + "\n".join(seen))
 
 
 CANARY = str(REPO / ".venv" / "bin" / "canary")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from tests.integration.harness import (
     PulumiStack,
     canary,
     release_stack,
-    wait_for,
+    start_stuck_update,
 )
 
 APP = "fast"
@@ -157,14 +156,10 @@ def test_a_stack_locked_by_a_stuck_update_is_refused_and_nothing_is_written(
 ) -> None:
     """A `pulumi up` of a new canary that never gets ready holds the lock; when its canary became ready it
     would write the route at its own weight, so a rollback written now could be undone unseen."""
-    ns = str(stack.outputs()["namespace"])
-    stack.set_config({"canaryImage": "registry.example/fast:never-ready", "rolloutTimeout": "120"})
-    stuck = stack.start_up()
+    stuck = start_stuck_update(
+        stack, f"{APP}-canary", {"canaryImage": "registry.example/fast:never-ready", "rolloutTimeout": "120"}
+    )
     try:
-        wait_for(
-            lambda: "never-ready" in json.dumps(kube.get("deployment", f"{APP}-canary", ns) or {}),
-            what="the stuck update to write the canary Deployment",
-        )
         before = live_route(stack, kube)
         result = canary(stack, "rollback", "--yes")
         assert result.code == 1, result.output
@@ -174,9 +169,8 @@ def test_a_stack_locked_by_a_stuck_update_is_refused_and_nothing_is_written(
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
         assert config_weight(stack) == "50"
     finally:
-        os.killpg(stuck.pid, signal.SIGINT)
-        stuck.communicate(timeout=300)
-    assert stack.history()[0]["result"] == "failed"
+        output = stuck.interrupt()
+    assert stack.history()[0]["result"] == "failed", f"the stuck update, after one Ctrl-C:\n{output}"
 
 
 def test_a_route_that_is_not_the_programs_is_refused_and_nothing_is_written(

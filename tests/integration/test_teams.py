@@ -31,7 +31,7 @@ from tests.integration.harness import (
     canary,
     release_stack,
     run,
-    wait_for,
+    start_stuck_update,
 )
 from tests.integration.postgres import Postgres, start_postgres
 
@@ -339,14 +339,10 @@ def test_postgres_stopped_mid_update_fails_clearly_and_converges_once_back(
     try:
         stack.up(message="deploy").check()
         ns = str(stack.outputs()["namespace"])
-        stack.set_config({"canaryImage": "registry.example/team:never-ready"})
-        update = stack.start_up()
-        wait_for(
-            lambda: "never-ready" in json.dumps(kube.get("deployment", f"{APP}-canary", ns)),
-            what="the update to write the canary Deployment",
-        )
+        never_ready = {"canaryImage": "registry.example/team:never-ready"}
+        update = start_stuck_update(stack, f"{APP}-canary", never_ready)
         server.checked("stop")
-        output, _ = update.communicate(timeout=600)
+        output = update.finish()
         assert update.returncode != 0, output
         assert "failed to save snapshot" in output and "connection refused" in output, output
         assert "there was a problem deleting the lock" in output, output
@@ -374,6 +370,7 @@ def test_postgres_stopped_mid_update_fails_clearly_and_converges_once_back(
         assert kinds == [
             ("update", "succeeded", "after postgres came back"),
             ("refresh", "succeeded", ""),
+            *[("update", "succeeded", "")] * update.finished_before,
             ("update", "succeeded", "deploy"),
         ], kinds
     finally:
