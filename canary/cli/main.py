@@ -15,19 +15,23 @@ printed in full.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, UsageProblem
 
 if TYPE_CHECKING:
+    import argparse
+
     from canary.cli.output import Printer
+
+    Args = argparse.Namespace | SimpleNamespace
 
 EXIT_OK, EXIT_REFUSED = 0, 1
 """The codes canary.cli.commands returns (not imported from there: `canary rollback` writes the route before
@@ -38,6 +42,8 @@ __all__ = ["EXIT_OK", "EXIT_REFUSED", "build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser: shared options are accepted before or after the subcommand."""
+    import argparse
+
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument(
         "--stack", "-s", default=argparse.SUPPRESS, help="stack name (default: the selected stack)"
@@ -178,6 +184,8 @@ def add_verify_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
 
 def positive_seconds(text: str) -> float:
     """--deadline's value: a number of seconds above zero."""
+    import argparse
+
     try:
         seconds = float(text)
     except ValueError:
@@ -187,17 +195,64 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+QUICK_FLAGS = {"--yes": "yes", "-y": "yes", "--json": "json"}
+QUICK_OPTIONS = {"--stack": "stack", "-s": "stack", "--cwd": "cwd", "--actor": "actor"}
+
+
+def quick_rollback_args(tokens: Sequence[str]) -> SimpleNamespace | None:
+    """`canary rollback --yes` with at most --stack, --cwd, --actor and --json (before or after the
+    subcommand, each once), as the namespace argparse would give, read without argparse: its import and
+    parser cost the fast path about 4 ms before the route is written. None for anything else (an
+    abbreviation, `-s=NAME`, --deadline, --no-fast, a repeat), which argparse parses as usual;
+    tests/unit/test_cli_quick_args.py holds the two to the same answers."""
+    values: dict[str, Any] = {}
+    command = False
+    rest = iter(tokens)
+    for token in rest:
+        if token == "rollback" and not command:
+            command = True
+            continue
+        if token in QUICK_FLAGS:
+            name, flag = QUICK_FLAGS[token], True
+        else:
+            option, equals, text = token.partition("=")
+            if option not in QUICK_OPTIONS or (equals and not option.startswith("--")):
+                return None
+            name = QUICK_OPTIONS[option]
+            if not equals:
+                text = next(rest, "")
+            if not text or text.startswith("-"):
+                return None
+        if name in values:
+            return None
+        values[name] = flag if token in QUICK_FLAGS else text
+    if not command or not values.get("yes"):
+        return None
+    if "cwd" in values:
+        values["cwd"] = Path(values["cwd"])
+    return SimpleNamespace(command="rollback", deadline=None, no_fast=False, **{"actor": None, **values})
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command; whatever happens, return an exit code and leave a message, never a traceback."""
     started = time.monotonic()
     out, err = out or sys.stdout, err or sys.stderr
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    hold = contextlib.ExitStack()
+    early: BaseException | None = None
+    fast_args = quick_rollback_args(tokens)
+    if fast_args is not None:  # the route first: argparse after it
+        early = _resolve_actor(fast_args) or _hold_stack(fast_args, hold) or _write_first(fast_args, started)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = build_parser().parse_args(argv)
+            args = build_parser().parse_args(tokens)
     except SystemExit as exit_:
+        _release(hold, err)
         return int(exit_.code or 0)
-    hold = contextlib.ExitStack()
-    early = _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
+    if fast_args is None:
+        early = _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
+    else:
+        vars(args).update(vars(fast_args))
 
     from canary.cli.output import Printer
     from canary.release.validate import ConfigError
@@ -251,7 +306,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         _release(hold, err)
 
 
-def _resolve_actor(args: argparse.Namespace) -> BaseException | None:
+def _resolve_actor(args: Args) -> BaseException | None:
     """For the commands that update (they have --actor): who acts (canary.ops.actor), in `args.actor_name`,
     before anything is written. A bad --actor or CANARY_ACTOR is returned as the UsageProblem to report."""
     if not hasattr(args, "actor"):
@@ -265,7 +320,7 @@ def _resolve_actor(args: argparse.Namespace) -> BaseException | None:
     return None
 
 
-def _hold_stack(args: argparse.Namespace, hold: contextlib.ExitStack) -> BaseException | None:
+def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
     """For the commands that update: take the CLI's stack lock (canary.ops.lock) before anything is read, into
     `hold` (released when main returns). Held by another command: the Refused to report, naming who."""
     if not hasattr(args, "actor_name"):
@@ -304,7 +359,7 @@ def _release(hold: contextlib.ExitStack, err: TextIO) -> None:
         print(f"canary: warning: the stack lock was not released ({problem})", file=err)
 
 
-def _read_quickly(args: argparse.Namespace, printer: Printer) -> int | None:
+def _read_quickly(args: Args, printer: Printer) -> int | None:
     """`canary status` of a stack in a local backend, from its files and the apiserver directly
     (canary.ops.status.read_local; no `pulumi` process once the stack is named); None when only the
     Automation API can read it, or with --no-fast."""
@@ -322,7 +377,7 @@ def _read_quickly(args: argparse.Namespace, printer: Printer) -> int | None:
     return EXIT_OK
 
 
-def _write_first(args: argparse.Namespace, started: float) -> BaseException | None:
+def _write_first(args: Args, started: float) -> BaseException | None:
     """`canary rollback --yes` (fast): make traffic safe before anything else is imported or opened
     (canary.ops.rollback.make_safe), leaving the result in `args.fast_write` for the command to record.
     What it raises is returned, for the one error boundary in `main` to report; a stack the fast path cannot

@@ -142,12 +142,12 @@ class ApiClient:
     @classmethod
     def from_env(cls, env: Mapping[str, str], timeout: float) -> ApiClient:
         """The client for the kubeconfig kubectl would use in `env` (raises Unsupported)."""
-        import yaml
+        from canary.ops import yaml_files
 
         path = kubeconfig_path(env)
         try:
-            doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, yaml.YAMLError) as err:
+            doc = yaml_files.load(path, env)
+        except (OSError, yaml_files.YamlError) as err:
             raise Unsupported(f"cannot read the kubeconfig {path}: {err}") from err
         return cls(credentials(doc or {}, path.parent), timeout)
 

@@ -11,22 +11,17 @@ FastUnavailable and the caller takes the Automation API path.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from canary.ops import yaml_files
 
-from canary.ops.history import HistoryEntry
-
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml when present: the pure-Python loader takes 15-30 ms for Pulumi.yaml."""
+if TYPE_CHECKING:  # imported where used: `canary rollback` reads none of it before its write
+    from canary.ops.history import HistoryEntry
 
 
 class FastUnavailable(Exception):
@@ -35,7 +30,7 @@ class FastUnavailable(Exception):
 
 
 def load_yaml(path: Path) -> Any:
-    return yaml.load(path.read_text(), Loader=LOADER)
+    return yaml_files.load(path)
 
 
 def stack_raw_config(
@@ -115,6 +110,8 @@ def stack_name_of(cwd: Path, stack: str | None, env: Mapping[str, str] | None) -
     """--stack, or the workspace's selected stack (`pulumi stack --show-name`)."""
     if stack is not None:
         return stack
+    import subprocess
+
     proc = subprocess.run(
         ["pulumi", "stack", "--show-name", "--non-interactive"],
         cwd=cwd,
@@ -152,6 +149,9 @@ def history_files(backend: Path, project: str, stack: str) -> list[Path]:
 def history_entry_of(info: Mapping[str, Any]) -> HistoryEntry:
     """One history file's UpdateInfo (pkg/backend/updates.go) as a HistoryEntry. Config values are text as
     the stack file holds them; a secret reads "[secret]"."""
+    from datetime import UTC, datetime
+
+    from canary.ops.history import HistoryEntry
 
     def text(value: Any) -> str:
         if isinstance(value, str):
@@ -175,7 +175,11 @@ def history_entry_of(info: Mapping[str, Any]) -> HistoryEntry:
 
 def read_json(path: Path) -> Any:
     data = path.read_bytes()
-    return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+    if path.suffix == ".gz":
+        import gzip
+
+        data = gzip.decompress(data)
+    return json.loads(data)
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-import yaml
-
+from canary.ops import yaml_files
 from canary.ops.errors import Refused
 
 LOCK_TABLE_SUFFIX = "_canary_locks"
@@ -58,12 +54,12 @@ class Holder:
 
 def new_holder(actor: str, command: str) -> Holder:
     return Holder(
-        token=uuid.uuid4().hex,
+        token=os.urandom(16).hex(),  # as random as uuid4, without importing uuid on the rollback's path
         actor=actor,
-        host=socket.gethostname(),
+        host=os.uname().nodename,  # what socket.gethostname() returns on POSIX
         pid=os.getpid(),
         command=command,
-        since=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
 
 
@@ -132,7 +128,7 @@ def backend_url(cwd: Path, env: Mapping[str, str]) -> str | None:
         return env["PULUMI_BACKEND_URL"]
     project_file = cwd / "Pulumi.yaml"
     if project_file.is_file():
-        doc = yaml.safe_load(project_file.read_text()) or {}
+        doc = yaml_files.load(project_file, env) or {}
         url = (doc.get("backend") or {}).get("url")
         if url:
             return str(url)

@@ -6,6 +6,7 @@ and config by canary.release.validate: the CLI never reads a weight or a key its
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -219,7 +220,18 @@ class Release:
         values = {self._key(key): auto.ConfigValue(value) for key, value in updates.items()}
         self._config = None
         self._pulumi("pulumi config set-all", lambda: self.stack.set_all_config(values))
+        self._remember_config_file()
         return snapshot
+
+    def _remember_config_file(self) -> None:
+        """Parse the stack's config file as `pulumi config` just wrote it, so that a `canary rollback`
+        following this command finds its parse remembered (canary.ops.yaml_files: the fast path then
+        imports no YAML parser). Best effort: a file that cannot be parsed here is parsed when read."""
+        from canary.ops import yaml_files
+
+        path = self.cwd / f"Pulumi.{self.stack.name.split('/')[-1]}.yaml"
+        with contextlib.suppress(OSError, yaml_files.YamlError):
+            yaml_files.load(path)
 
     def restore_config(self, snapshot: ConfigSnapshot) -> None:
         restore = {key: value for key, value in snapshot.values.items() if value is not None}

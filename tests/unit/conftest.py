@@ -24,3 +24,9 @@ def pulumi_mocks() -> Iterator[PulumiMocks]:
     pulumi.runtime.set_all_config({})
     yield PulumiMocks(mocks, monitor)
     pulumi.runtime.set_all_config({})
+
+
+@pytest.fixture(autouse=True)
+def _own_canary_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own cache of remembered YAML parses (canary.ops.yaml_files), never the user's."""
+    monkeypatch.setenv("CANARY_CACHE_DIR", str(tmp_path_factory.mktemp("canary-cache")))
