@@ -6,9 +6,8 @@ One reader for every route this program renders or someone edited by hand, used 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from canary.names import object_name
 from canary.weights import canary_percent, format_percent
@@ -35,8 +34,7 @@ def phase_of(has_canary: bool, canary_percent: Decimal, header_rule: bool) -> st
     return f"canary {format_percent(canary_percent)}%"
 
 
-@dataclass(frozen=True)
-class RouteState:
+class RouteState(NamedTuple):
     """What a live HTTPRoute does with traffic.
 
     stable_weight / canary_weight are the raw Gateway API weights of the split rule (canary None when the

@@ -241,7 +241,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     hold = contextlib.ExitStack()
     early: BaseException | None = None
     fast_args = quick_rollback_args(tokens)
-    if fast_args is not None:  # the route first: argparse after it
+    if fast_args is not None:  # the route first (its connection opened at once), argparse after it
+        from canary.ops.apiserver import REQUEST_TIMEOUT, EarlyConnection
+
+        fast_args.connection = EarlyConnection(None, REQUEST_TIMEOUT)
         early = _resolve_actor(fast_args) or _hold_stack(fast_args, hold) or _write_first(fast_args, started)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -389,7 +392,9 @@ def _write_first(args: Args, started: float) -> BaseException | None:
 
     try:
         cwd = Path(getattr(args, "cwd", Path("."))).resolve()
-        args.fast_write = rollback.make_safe(cwd, getattr(args, "stack", None), started=started)
+        args.fast_write = rollback.make_safe(
+            cwd, getattr(args, "stack", None), started=started, connection=getattr(args, "connection", None)
+        )
     except FastUnavailable as why:
         args.fast_unavailable = str(why)
     except BaseException as problem:  # reported by main's boundary

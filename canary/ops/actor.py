@@ -21,8 +21,8 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from canary.ops.errors import UsageProblem
 
@@ -33,8 +33,7 @@ FLAG, ENVIRONMENT, CI, GIT, OS_USER = "flag", "env", "ci", "git", "os"
 """Where an actor came from (Actor.source)."""
 
 
-@dataclass(frozen=True)
-class CiSystem:
+class CiSystem(NamedTuple):
     """A CI system as Pulumi detects it (`detect`: a variable that is set in its jobs) and the variables that
     name who started the job, first found wins, and the job's id."""
 
@@ -78,8 +77,7 @@ CI_VARIABLES: frozenset[str] = frozenset(
 """Every variable the CI step reads (a test of the fallback removes them all)."""
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(NamedTuple):
     name: str
     source: str
     """FLAG, ENVIRONMENT, CI, GIT or OS_USER."""

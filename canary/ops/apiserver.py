@@ -15,10 +15,10 @@ import json
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE
@@ -26,6 +26,9 @@ from canary.ops.errors import ClusterUnreachable
 from canary.ops.kube import LiveReader
 
 Manifest = dict[str, Any]
+REQUEST_TIMEOUT = 10.0
+"""Seconds each apiserver request of the CLI's quick paths (`canary status`, the fast rollback) may take: an
+apiserver that does not answer is reported, not waited on (a rollback's whole point is time)."""
 
 
 class Unsupported(Exception):
@@ -36,8 +39,7 @@ class Conflict(Exception):
     """The apiserver answered 409: the object changed since the resourceVersion the request carried."""
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """Where the apiserver is and how to authenticate, from one kubeconfig context."""
 
     server: str
@@ -137,6 +139,7 @@ class ApiClient:
         self._context = tls_context(creds)
         self._timeout = timeout
         self._conn: ssl.SSLSocket | None = None
+        self._early_error: OSError | None = None
         self.where = creds.server
 
     @classmethod
@@ -203,7 +206,18 @@ class ApiClient:
                 ) from err
         raise AssertionError("unreachable")
 
+    def connect(self) -> None:
+        """Open the connection now (TCP and the TLS handshake), for requests to come. A failure is kept
+        and raised by the first request, as if it had happened there (so it is reported once, its way)."""
+        try:
+            self._connect()
+        except OSError as err:
+            self._early_error = err
+
     def _connect(self) -> ssl.SSLSocket:
+        if self._early_error is not None:
+            error, self._early_error = self._early_error, None
+            raise error
         if self._conn is None:
             raw = socket.create_connection((self._host, self._port), timeout=self._timeout)
             try:
@@ -305,6 +319,35 @@ class DirectReader(LiveReader):
             raise ClusterUnreachable(
                 f"cannot read {kind} {namespace}/{name} from the apiserver ({err}); nothing was changed"
             ) from err
+
+
+class EarlyConnection(threading.Thread):
+    """live_reader(env, timeout), its HTTPS connection opened in the background: `canary rollback` starts one
+    on its first line so that the TLS handshake (about a third of its time to the write) overlaps reading
+    its config, lock and state. What fails is raised by reader() or, for the connection, the first request."""
+
+    def __init__(self, env: Mapping[str, str] | None, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self._env, self._timeout = env, timeout
+        self._reader: LiveReader | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            reader = live_reader(self._env, self._timeout)
+            if isinstance(reader, DirectReader):
+                reader.client.connect()
+            self._reader = reader
+        except BaseException as err:  # handed to the thread that asks
+            self._error = err
+
+    def reader(self) -> LiveReader:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._reader is not None
+        return self._reader
 
 
 def live_reader(env: Mapping[str, str] | None, timeout: float) -> LiveReader:

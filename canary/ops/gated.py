@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from canary.ops import flows, plan
@@ -124,7 +124,7 @@ def roll_back(
         f"traffic safe: live route at canary 0% {written.safe_seconds:.2f}s after the rollback started; "
         "recording it"
     )
-    written = replace(written, change=plan.with_note(written.change, note))
+    written = written._replace(change=plan.with_note(written.change, note))
     fast_rollback.record(release, written, deadline=deadline, on_output=on_output, on_error=on_error)
     return written.safe_seconds
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from canary.ops import yaml_files
 
@@ -182,8 +181,7 @@ def read_json(path: Path) -> Any:
     return json.loads(data)
 
 
-@dataclass(frozen=True)
-class LocalStack:
+class LocalStack(NamedTuple):
     """One stack of the project in `cwd`, in a local file backend, read from its files."""
 
     cwd: Path

@@ -28,9 +28,8 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from canary.ops import yaml_files
@@ -39,8 +38,7 @@ from canary.ops.errors import Refused
 LOCK_TABLE_SUFFIX = "_canary_locks"
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     """Who holds (or wants) a stack's lock."""
 
     token: str
@@ -180,7 +178,7 @@ class FileLock:
         except FileExistsError:
             return self._holder()
         with os.fdopen(fd, "w") as out:
-            json.dump(asdict(holder), out)
+            json.dump(holder._asdict(), out)
         return holder
 
     def _holder(self) -> Holder:
@@ -243,7 +241,7 @@ class PostgresLock:
             "ON CONFLICT (stack) DO NOTHING;\n"
             f"SELECT token, actor, host, pid, command, since FROM {self.table} WHERE stack = :'stack';\n"
         )
-        variables = {"stack": self.stack, **{k: str(v) for k, v in asdict(holder).items()}}
+        variables = {"stack": self.stack, **{k: str(v) for k, v in holder._asdict().items()}}
         for attempt in range(3):
             try:
                 out = self._psql(sql, variables)

@@ -16,30 +16,32 @@ would put traffic back on the canary when it writes the route; stop it first), a
 one the state names (another uid: another cluster, or recreated), one missing the annotations the program
 sets, or one whose shape (parentRefs, hostnames, rules, backends) no rendering at any weight gives.
 
-Start-up is what a rollback is timed by: the route is read and written by a direct HTTPS client of the
-apiserver (canary.ops.apiserver; kubectl only for kubeconfigs it does not support), the read runs in a thread
-while the config is validated and the route rendered, and nothing of the Pulumi SDK or the Automation API
-is imported before the route is written (canary.release.validate has no Pulumi import; canary.cli.main
-defers the Automation API; tests/unit/test_fast_rollback.py keeps it so).
+Start-up is what a rollback is timed by (README Performance). Before the write it runs the CLI's entry, this
+module and its HTTPS client (canary.ops.apiserver; kubectl only for kubeconfigs it does not support), whose
+connection the CLI opens on its first line (EarlyConnection) and whose read of the route runs in a thread;
+YAML files and the program's rendering at 0 come remembered when their input is unchanged
+(canary.ops.yaml_files, rendered_at_zero); the plan of the rollback (its message) is made after the write.
+Nothing of the Pulumi SDK, the Automation API, argparse, PyYAML or dataclasses is imported before the route
+is written (tests/unit/test_fast_rollback.py keeps it so).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE, ROUTE_TYPE
-from canary.ops.apiserver import Conflict, DirectReader, live_reader, object_path
+from canary.ops.apiserver import REQUEST_TIMEOUT, Conflict, DirectReader, EarlyConnection, object_path
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused
 from canary.ops.kube import LiveReader
 from canary.ops.local_backend import FastUnavailable, LocalStack
+from canary.route_state import route_state
 
 if TYPE_CHECKING:
     from canary.ops.plan import Change
@@ -48,15 +50,12 @@ if TYPE_CHECKING:
 Manifest = dict[str, Any]
 STACK_TYPE = "pulumi:pulumi:Stack"
 FAST_NOTE = "(fast: route written first)"
-REQUEST_TIMEOUT = 10.0
-"""Seconds each apiserver request of the fast path may take: an apiserver that does not answer is an error,
-not a hang (the rollback's whole point is time)."""
 KUBECTL_TIMEOUT = f"{REQUEST_TIMEOUT:.0f}s"
-"""The same, as kubectl's --request-timeout (kubeconfigs the direct client does not support)."""
+"""apiserver.REQUEST_TIMEOUT as kubectl's --request-timeout (kubeconfigs the direct client does not
+support)."""
 
 
-@dataclass(frozen=True)
-class StateRoute:
+class StateRoute(NamedTuple):
     """The release's HTTPRoute as the stack's state names it."""
 
     urn: str
@@ -66,8 +65,7 @@ class StateRoute:
     field_manager: str | None
 
 
-@dataclass(frozen=True)
-class SafeWrite:
+class SafeWrite(NamedTuple):
     """What the fast write did: the route it wrote, when, and the change to record."""
 
     stack: str
@@ -85,8 +83,7 @@ class SafeWrite:
         return self.safe - self.started
 
 
-@dataclass(frozen=True)
-class AlreadyZero:
+class AlreadyZero(NamedTuple):
     """Stack, config and live route are all at canary 0% already: nothing written."""
 
     stack: str
@@ -254,6 +251,8 @@ def unconfirmed_message(where: str, error: str) -> str:
 def kubectl_apply(body: Manifest, field_manager: str, reader: LiveReader, where: str) -> Manifest:
     """`kubectl apply --server-side --force-conflicts --field-manager M` of one object, for kubeconfigs
     the direct client does not support."""
+    import subprocess
+
     proc = subprocess.run(
         [
             "kubectl",
@@ -283,20 +282,20 @@ def kubectl_apply(body: Manifest, field_manager: str, reader: LiveReader, where:
 
 
 class _Fetch(threading.Thread):
-    """Connect and get the live route in the background, while the config is read and validated."""
+    """Get the live route in the background, over `connection` (opened earlier), while the config is read."""
 
-    def __init__(self, name: str, namespace: str, env: Mapping[str, str] | None) -> None:
+    def __init__(self, name: str, namespace: str, connection: EarlyConnection) -> None:
         super().__init__(daemon=True)
-        self.args = (name, namespace, env)
+        self.args = (name, namespace, connection)
         self.reader: LiveReader | None = None
         self.result: Manifest | None = None
         self.error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
-        name, namespace, env = self.args
+        name, namespace, connection = self.args
         try:
-            self.reader = live_reader(env, REQUEST_TIMEOUT)
+            self.reader = connection.reader()
             self.result = self.reader.get(ROUTE_RESOURCE, name, namespace)
         except BaseException as err:  # handed to the caller's thread
             self.error = err
@@ -309,14 +308,129 @@ class _Fetch(threading.Thread):
         return self.result, self.reader
 
 
+class Rendering(NamedTuple):
+    """The program's route at canaryWeight 0 for one config, and what the rest of the fast path needs of
+    that config."""
+
+    route: Manifest
+    app_name: str
+    raw: dict[str, str]
+    secure: frozenset[str]
+
+
+RENDERINGS = "rollback-route"
+"""canary.ops.remembered's kind for remembered renderings: per stack, the last few configs' renderings."""
+RENDERINGS_KEPT = 8
+"""How many configs' renderings a stack keeps (a rollout's steps, their rollbacks, a promote)."""
+
+
+def rendering_key(raw: Mapping[str, str], secure: frozenset[str]) -> str:
+    """What a rendering at canaryWeight 0 is made from: the config as the program gets it, which keys are
+    secrets, and the program's own code (each module's size and modification time)."""
+    import canary
+
+    package = os.path.dirname(canary.__file__)
+    code = []
+    for folder in (package, os.path.join(package, "release")):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                info = entry.stat()
+                code.append([os.path.relpath(entry.path, package), info.st_size, info.st_mtime_ns])
+    return json.dumps({"config": dict(raw), "secure": sorted(secure), "code": code}, sort_keys=True)
+
+
+def rendered_at_zero(local: LocalStack) -> Rendering:
+    """The route the program renders for this stack's config with canaryWeight 0, after the program's own
+    validation of that config (validate.parse_config, routing.route_manifest). A config rendered before,
+    exactly as it is now and by the same code, gets that rendering back (canary.ops.remembered): the fast
+    path then imports none of the program's modules before its write. Raises ConfigError (the program would
+    not render either) or FastUnavailable."""
+    from canary.ops import remembered
+    from canary.release.keys import config_string
+
+    raw, secure = local.raw_config(config_string)
+    key = rendering_key(raw, secure)
+    name = f"{local.cwd}/{local.stack}"
+    kept = (remembered.recall(RENDERINGS, name) or {}).get("renderings")
+    kept = kept if isinstance(kept, list) else []
+    for entry in kept:
+        if isinstance(entry, dict) and entry.get("key") == key:
+            return Rendering(entry["route"], str(entry["appName"]), raw, secure)
+    from canary.release.routing import route_manifest
+    from canary.release.validate import parse_config
+
+    config = parse_config(raw, deferred=secure)
+    route = route_manifest(parse_config({**raw, "canaryWeight": "0"}, deferred=secure))
+    entry = {"key": key, "route": route, "appName": config.app_name}
+    remembered.keep(RENDERINGS, name, {"renderings": [entry, *kept][:RENDERINGS_KEPT]})
+    return Rendering(route, config.app_name, raw, secure)
+
+
+def plan_for(
+    stack: str, deployment: Mapping[str, Any], rendering: Rendering, live: Manifest
+) -> Change | None:
+    """plan_rollback for this stack (its config validated, its state read, its live route), with the fast
+    path's note in the message; None when stack, config and live route are at 0 already."""
+    from canary.ops.plan import Change as ChangeClass
+    from canary.ops.plan import plan_rollback
+    from canary.ops.state import read_state
+    from canary.release.validate import parse_config
+
+    config = parse_config(rendering.raw, deferred=rendering.secure)
+    change = plan_rollback(
+        stack, config, read_state(deployment).deployed, route_state(live, rendering.app_name)
+    )
+    if change is None:
+        return None
+    return ChangeClass(
+        action=change.action,
+        updates=change.updates,
+        message=f"{change.message} {FAST_NOTE}",
+        from_percent=change.from_percent,
+        to_percent=Decimal(0),
+    )
+
+
+def _plan_after_write(
+    stack: str, deployment: Mapping[str, Any], rendering: Rendering, live: Manifest, where: str
+) -> Change:
+    """plan_for once the route is written: whatever stops it is said after saying that traffic is safe."""
+    from canary.release.validate import ConfigError
+
+    try:
+        change = plan_for(stack, deployment, rendering, live)
+    except (Refused, ConfigError) as err:
+        problem = str(err)
+    else:
+        if change is not None:
+            return change
+        problem = "the plan found nothing to roll back"
+    raise Refused(
+        f"Traffic is safe: the live route {where} sends 0% to the canary (written directly), but the "
+        f"rollback cannot be recorded ({problem}): run `pulumi up --stack {stack}`"
+    )
+
+
 def make_safe(
-    cwd: Path, stack: str | None, *, env: Mapping[str, str] | None = None, started: float | None = None
+    cwd: Path,
+    stack: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    started: float | None = None,
+    connection: EarlyConnection | None = None,
 ) -> SafeWrite | AlreadyZero:
     """Write the route the program renders at canaryWeight 0, after every check; see the module docstring.
+
+    While the live route sends the canary traffic, the rollback's plan (its message, the percent it rolls
+    back from) is made after the write: nothing in it can stop a rollback then (plan_rollback refuses only a
+    stack without a canary, whose live route has no canary backend), and it needs the program's modules.
+
+    `connection`: the apiserver connection, when the caller opened it already (EarlyConnection).
 
     Raises Refused (nothing written), ClusterUnreachable, ConfigError (the config is invalid: the program
     would not render either) or FastUnavailable (use the `pulumi up` path)."""
     started = time.monotonic() if started is None else started
+    connection = connection or EarlyConnection(env, REQUEST_TIMEOUT)
     local = LocalStack.open(cwd, stack, env)
     stack = local.stack
     deployment = local.deployment()
@@ -326,20 +440,11 @@ def make_safe(
     holders = local.lock_holders()
     if holders:
         raise Refused(lock_message(stack, holders))
-    fetch = _Fetch(state.name, state.namespace, env)
+    fetch = _Fetch(state.name, state.namespace, connection)
 
-    # While the route is read: the program's own validation and rendering.
-    from canary.ops.plan import plan_rollback
-    from canary.ops.state import read_state
-    from canary.release.keys import config_string
-    from canary.release.routing import route_manifest
-    from canary.release.validate import parse_config
-    from canary.route_state import route_state
-
-    raw, secure = local.raw_config(config_string)
-    config = parse_config(raw, deferred=secure)
-    rendered = route_manifest(parse_config({**raw, "canaryWeight": "0"}, deferred=secure))
-    deployed = read_state(deployment).deployed
+    # While the route is read: the program's own validation and rendering (or their remembered result).
+    rendering = rendered_at_zero(local)
+    rendered = rendering.route
     meta = rendered["metadata"]
     if (meta["namespace"], meta["name"]) != (state.namespace, state.name):
         raise Refused(
@@ -353,31 +458,25 @@ def make_safe(
         raise Refused(
             f"live route {state.namespace}/{state.name} not found: nothing written; run `pulumi up`"
         )
-    live_state = route_state(live, config.app_name)
-    change = plan_rollback(stack, config, deployed, live_state)
-    if change is None:
-        return AlreadyZero(stack)
-    problems = live_problems(live, rendered, state, config.app_name)
+    change = None
+    if not route_state(live, rendering.app_name).canary_percent:  # no traffic to make safe: plan first
+        change = plan_for(stack, deployment, rendering, live)
+        if change is None:
+            return AlreadyZero(stack)
+    problems = live_problems(live, rendered, state, rendering.app_name)
     if problems:
         raise Refused(
             f"live route {state.namespace}/{state.name} is not the program's route (nothing written):\n  - "
             + "\n  - ".join(problems)
             + "\nfix it with `pulumi up --refresh` or `canary rollback --no-fast`"
         )
-    from canary.ops.plan import Change as ChangeClass
-
-    change = ChangeClass(
-        action=change.action,
-        updates=change.updates,
-        message=f"{change.message} {FAST_NOTE}",
-        from_percent=change.from_percent,
-        to_percent=Decimal(0),
-    )
     before = int((live.get("metadata") or {}).get("generation", 0))
     applied = server_side_apply(
         apply_body(rendered, str(live["metadata"]["resourceVersion"])), state.field_manager, reader
     )
     safe = time.monotonic()
+    if change is None:
+        change = _plan_after_write(stack, deployment, rendering, live, f"{state.namespace}/{state.name}")
     return SafeWrite(
         stack=stack,
         route=state,

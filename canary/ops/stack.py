@@ -220,18 +220,22 @@ class Release:
         values = {self._key(key): auto.ConfigValue(value) for key, value in updates.items()}
         self._config = None
         self._pulumi("pulumi config set-all", lambda: self.stack.set_all_config(values))
-        self._remember_config_file()
+        self._prepare_rollback()
         return snapshot
 
-    def _remember_config_file(self) -> None:
-        """Parse the stack's config file as `pulumi config` just wrote it, so that a `canary rollback`
-        following this command finds its parse remembered (canary.ops.yaml_files: the fast path then
-        imports no YAML parser). Best effort: a file that cannot be parsed here is parsed when read."""
+    def _prepare_rollback(self) -> None:
+        """Read the stack's config as `pulumi config` just wrote it and render its rollback route, so that a
+        `canary rollback` after this command finds both remembered (canary.ops.yaml_files, rollback
+        .rendered_at_zero: its fast path then imports neither a YAML parser nor the program before its
+        write). Best effort: what fails here fails again, and is reported, when the rollback runs."""
         from canary.ops import yaml_files
+        from canary.ops.rollback import rendered_at_zero
+        from canary.release.validate import ConfigError
 
-        path = self.cwd / f"Pulumi.{self.stack.name.split('/')[-1]}.yaml"
-        with contextlib.suppress(OSError, yaml_files.YamlError):
-            yaml_files.load(path)
+        if self.local is None:
+            return
+        with contextlib.suppress(OSError, yaml_files.YamlError, ConfigError, FastUnavailable):
+            rendered_at_zero(self.local)
 
     def restore_config(self, snapshot: ConfigSnapshot) -> None:
         restore = {key: value for key, value in snapshot.values.items() if value is not None}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from canary.names import Track, object_name
-from canary.ops.apiserver import live_reader
+from canary.ops.apiserver import REQUEST_TIMEOUT, live_reader
 from canary.ops.errors import ClusterUnreachable
 from canary.ops.history import HistoryEntry
 from canary.ops.kube import LiveReader
@@ -21,9 +21,6 @@ from canary.ops.local_backend import LocalStack
 from canary.ops.state import RolloutState, read_state, replicas_of
 from canary.release.settings import ReleaseSettings
 from canary.release.validate import ConfigError
-
-REQUEST_TIMEOUT = 10.0
-"""Seconds each apiserver read may take; an apiserver that does not answer is reported, not waited on."""
 
 
 def read_rollout(

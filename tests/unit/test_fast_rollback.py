@@ -250,3 +250,80 @@ def test_history_files_are_read_newest_first_as_pulumi_writes_them(tmp_path: Pat
     assert entry.config == {"gateway-canary:canaryWeight": "25", "gateway-canary:tlsKey": "[secret]"}
     assert (entry.environment, entry.resource_changes) == ({"git.author": "Ada"}, {"update": 1, "same": 6})
     assert local_backend.history_files(tmp_path, "gateway-canary", "prod") == []
+
+
+def _local_stack(tmp_path: Path, config: dict[str, str]) -> local_backend.LocalStack:
+    (tmp_path / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        yaml.safe_dump({"config": {f"gateway-canary:{k}": v for k, v in config.items()}})
+    )
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    return local_backend.LocalStack(tmp_path, project, "dev", tmp_path / "backend")
+
+
+def _no_validation(*_: object, **__: object) -> None:
+    raise AssertionError("the program's validation ran")
+
+
+def test_a_config_rendered_before_gets_its_rendering_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {"appName": "web", "namespace": "shop", "canaryImage": CANARY, "canaryWeight": "25"}
+    local = _local_stack(tmp_path, config)
+    first = rollback.rendered_at_zero(local)
+    assert first.route == rendered("0") and first.app_name == "web"
+
+    from canary.release import validate
+
+    monkeypatch.setattr(validate, "parse_config", _no_validation)
+    again = rollback.rendered_at_zero(local)
+    assert again == first
+
+    _local_stack(tmp_path, {**config, "canaryHeader": "x-beta: yes"})  # another config: rendered anew
+    with pytest.raises(AssertionError, match="validation ran"):
+        rollback.rendered_at_zero(local)
+
+
+def test_a_rendering_is_remembered_for_the_config_and_the_programs_code() -> None:
+    key = json.loads(rollback.rendering_key({"canaryWeight": "25"}, frozenset({"tlsKey"})))
+    assert key["config"] == {"canaryWeight": "25"} and key["secure"] == ["tlsKey"]
+    modules = {entry[0] for entry in key["code"]}
+    assert {"release/routing.py", "release/validate.py", "weights.py", "route_state.py"} <= modules
+
+
+def test_an_invalid_config_is_refused_and_not_remembered(tmp_path: Path) -> None:
+    from canary.release.validate import ConfigError
+
+    local = _local_stack(tmp_path, {"appName": "web", "canaryImage": CANARY, "canaryWeight": "250"})
+    for _ in range(2):  # both times the program's validation says no
+        with pytest.raises(ConfigError, match="canaryWeight"):
+            rollback.rendered_at_zero(local)
+
+
+HEAVY = ("argparse", "dataclasses", "inspect", "canary.ops.plan", "canary.ops.state", "canary.ops.history")
+
+
+def test_the_fast_path_up_to_the_write_imports_neither_the_program_nor_heavy_modules() -> None:
+    """With the config's rendering remembered and its YAML files' parses too, what `canary rollback --yes`
+    imports before its write is the CLI's entry, the fast path and its HTTPS client: no argparse, PyYAML,
+    dataclasses (with inspect), or the program's validation, rendering and plan (each a few ms of a time
+    budget of about 20 ms over `kubectl patch`; README Performance)."""
+    code = (
+        "import sys, canary.cli.main, canary.ops.rollback, canary.ops.actor, canary.ops.lock, "
+        "canary.ops.local_backend, canary.ops.apiserver, canary.ops.remembered, canary.ops.yaml_files; "
+        "print(sorted(m for m in sys.modules if m in HEAVY or m.startswith(('canary.release.', 'yaml'))))"
+    ).replace(
+        "HEAVY",
+        repr(
+            (
+                "argparse",
+                "dataclasses",
+                "inspect",
+                "canary.ops.plan",
+                "canary.ops.state",
+                "canary.ops.history",
+            )
+        ),
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from canary.ops import yaml_files
+from canary.ops import remembered, yaml_files
 
 
 def _copies() -> list[Path]:
-    folder = Path(yaml_files.cache_dir()) / "yaml"
+    folder = Path(remembered.cache_dir()) / "yaml"
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
@@ -40,7 +40,7 @@ def test_the_copy_is_private_to_the_user(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.yaml"
     path.write_text("name: gateway-canary\n")
     yaml_files.load(path)
-    folder = Path(yaml_files.cache_dir()) / "yaml"
+    folder = Path(remembered.cache_dir()) / "yaml"
     copies = _copies()
     assert len(copies) == 1
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -103,3 +103,17 @@ def test_a_cache_folder_that_cannot_be_written_is_a_parse(
     path.write_text("name: a\n")
     assert yaml_files.load(path) == {"name": "a"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.yaml", "file"]
+
+
+def test_a_file_alternating_between_texts_keeps_each_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "Pulumi.dev.yaml"
+    texts = [f"config:\n  gateway-canary:canaryWeight: '{w}'\n" for w in ("25", "0")]
+    for text in texts:
+        path.write_text(text)
+        yaml_files.load(path)
+    monkeypatch.setattr(yaml_files, "parse", _no_parse)
+    for text, weight in zip(texts, ("25", "0"), strict=True):
+        path.write_text(text)
+        assert yaml_files.load(path) == {"config": {"gateway-canary:canaryWeight": weight}}
