@@ -117,3 +117,52 @@ def test_responses_by_length_by_chunks_and_until_close() -> None:
 def test_a_broken_response_is_an_error(raw: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         read_response(io.BytesIO(raw))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_connection_opened_early_that_fails_is_reported_once_by_the_first_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ApiClient.connect (EarlyConnection's, in the background) keeps a refused connection for the first
+    request to raise, as ClusterUnreachable with that request's own message; the next request connects
+    again."""
+    import socket
+
+    from canary.ops.errors import ClusterUnreachable
+
+    client = ApiClient(Credentials(f"https://127.0.0.1:{_closed_port()}", insecure=True, token="t"), 2.0)
+    dials: list[object] = []
+    real = socket.create_connection
+
+    def dial(*args: Any, **kwargs: Any) -> Any:
+        dials.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", dial)
+    client.connect()
+    assert len(dials) == 1
+    for expected_dials in (1, 2):
+        with pytest.raises(ClusterUnreachable, match="did not answer GET"):
+            client.get(object_path("gateway.networking.k8s.io/v1", "httproutes", "shop", "web"))
+        assert len(dials) == expected_dials
+
+
+def test_the_early_connection_reads_the_kubeconfig_kubectl_would_use(tmp_path: Path) -> None:
+    import yaml
+
+    from canary.ops.apiserver import DirectReader, EarlyConnection
+
+    doc = kubeconfig(
+        {"token": "t"}, {"server": f"https://127.0.0.1:{_closed_port()}", "insecure-skip-tls-verify": True}
+    )
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(doc))
+    reader = EarlyConnection({"KUBECONFIG": str(tmp_path / "kubeconfig")}, 2.0).reader()
+    assert isinstance(reader, DirectReader)
+    assert reader.client.where.startswith("https://127.0.0.1:")
