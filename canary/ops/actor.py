@@ -18,11 +18,13 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import subprocess
+import select
+import signal
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from canary.ops.errors import UsageProblem
 
@@ -114,15 +116,54 @@ def local_actor(flag: str | None, cwd: Path, environ: Mapping[str, str] | None =
     )
 
 
+GIT_TIMEOUT = 10.0
+"""Seconds `git config user.name` may take."""
+
+
 def git_user_name(cwd: Path) -> str | None:
-    """git's user.name for `cwd`, or None (git missing, not set, or cwd gone)."""
+    """git's user.name for `cwd`, or None (git missing, not set, or cwd gone).
+
+    Run with os.posix_spawnp and a pipe rather than subprocess: importing subprocess costs `canary
+    rollback` 2.5 ms before its write, and this is the one program its fast path runs."""
+    read_end, write_end = os.pipe()
     try:
-        proc = subprocess.run(
-            ["git", "config", "user.name"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        pid = os.posix_spawnp(
+            "git",
+            ["git", "-C", str(cwd), "config", "user.name"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_CLOSE, read_end),
+            ],
         )
-    except (OSError, subprocess.SubprocessError):
+    except OSError:
+        os.close(read_end)
         return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as out:
+        output = _read_until(out, time.monotonic() + GIT_TIMEOUT)
+    if output is None:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if output is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return None
+    return output.decode(errors="replace").strip() or None
+
+
+def _read_until(out: BinaryIO, deadline: float) -> bytes | None:
+    """All of `out` until its end, or None at `deadline`."""
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([out], [], [], left)[0]:
+            return None
+        chunk = os.read(out.fileno(), 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def os_user_name() -> str | None:

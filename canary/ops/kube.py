@@ -7,11 +7,13 @@ Kubernetes client next to the Pulumi provider; canary.route_state interprets wha
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    pass
 
 from canary.gateway_api import ROUTE_RESOURCE
 from canary.ops.errors import ClusterUnreachable
@@ -51,6 +53,8 @@ class LiveReader:
     def get(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
         """The live object (namespaced unless `namespace` is None), or None when it does not exist."""
         where = ["-n", namespace] if namespace else []
+        import subprocess  # imported where used: `canary rollback` reads over HTTPS (canary.ops.apiserver)
+
         proc = subprocess.run(
             [self._kubectl, "get", kind, name, *where, "-o", "json", *self._timeout],
             capture_output=True,
@@ -112,6 +116,8 @@ class Watch:
         argv = [kubectl, "get", kind, *([name] if name else []), "-n", namespace, "--watch", "-o", "json"]
         if events:
             argv.insert(-2, "--output-watch-events")
+        import subprocess
+
         self._proc = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -152,6 +158,8 @@ class Watch:
 
     def stop(self) -> list[tuple[float, dict[str, Any]]]:
         """End the watch; returns everything seen."""
+        import subprocess
+
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -212,6 +211,8 @@ class PostgresLock:
         self.where = f"the row stack = '{stack}' of table {table}"
 
     def _psql(self, sql: str, variables: Mapping[str, str], what: str = "take") -> str:
+        import subprocess  # here: a file backend's lock runs no program
+
         argv = ["psql", "-X", "-q", "-t", "-A", "-F", "\x1f", "-v", "ON_ERROR_STOP=1"]
         for key, value in variables.items():
             argv += ["-v", f"{key}={value}"]

@@ -158,3 +158,40 @@ def test_a_bad_actor_is_a_usage_error_before_anything_runs(
     code = main(["step", "--actor", "a[b]", "--cwd", str(tmp_path), "--yes"])
     assert code == 2
     assert "--actor 'a[b]' is not an actor name" in capsys.readouterr().err
+
+
+def test_git_user_name_is_what_git_says_in_that_folder(tmp_path: Path) -> None:
+    """The real git (spawned without subprocess): a repository's own user.name, and None where git has
+    nothing to say (a folder that is gone)."""
+    import shutil
+    import subprocess
+
+    from canary.ops.actor import git_user_name
+
+    if shutil.which("git") is None:
+        pytest.fail("git is not installed")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "config", "user.name", "Grace Hopper"], check=True)
+    assert git_user_name(tmp_path) == "Grace Hopper"
+    assert git_user_name(tmp_path / "gone") is None
+
+
+def test_no_git_is_no_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from canary.ops.actor import git_user_name
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git there
+    assert git_user_name(tmp_path) is None
+
+
+def test_a_git_that_does_not_answer_is_given_up_on() -> None:
+    import os
+    import time
+
+    from canary.ops.actor import _read_until
+
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(read_end, "rb") as out:
+            assert _read_until(out, time.monotonic() + 0.2) is None
+    finally:
+        os.close(write_end)
