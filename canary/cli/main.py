@@ -244,8 +244,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if fast_args is not None:  # the route first (its connection opened at once), argparse after it
         from canary.ops.apiserver import REQUEST_TIMEOUT, EarlyConnection
 
-        fast_args.connection = EarlyConnection(None, REQUEST_TIMEOUT)
-        early = _resolve_actor(fast_args) or _hold_stack(fast_args, hold) or _write_first(fast_args, started)
+        connection = EarlyConnection(None, REQUEST_TIMEOUT)
+        fast_args.connection = connection
+        try:
+            early = (
+                _resolve_actor(fast_args) or _hold_stack(fast_args, hold) or _write_first(fast_args, started)
+            )
+        finally:
+            connection.close()
+            del fast_args.connection
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             args = build_parser().parse_args(tokens)

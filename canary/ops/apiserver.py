@@ -331,6 +331,8 @@ class EarlyConnection(threading.Thread):
         self._env, self._timeout = env, timeout
         self._reader: LiveReader | None = None
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.start()
 
     def run(self) -> None:
@@ -338,9 +340,13 @@ class EarlyConnection(threading.Thread):
             reader = live_reader(self._env, self._timeout)
             if isinstance(reader, DirectReader):
                 reader.client.connect()
-            self._reader = reader
         except BaseException as err:  # handed to the thread that asks
             self._error = err
+            return
+        with self._lock:
+            self._reader, closed = reader, self._closed
+        if closed and isinstance(reader, DirectReader):
+            reader.client.close()
 
     def reader(self) -> LiveReader:
         self.join()
@@ -348,6 +354,14 @@ class EarlyConnection(threading.Thread):
             raise self._error
         assert self._reader is not None
         return self._reader
+
+    def close(self) -> None:
+        """Close the connection once the fast path is done with it, used or not, without waiting for one
+        still being opened (that one closes itself when it is)."""
+        with self._lock:
+            self._closed, reader = True, self._reader
+        if isinstance(reader, DirectReader):
+            reader.client.close()
 
 
 def live_reader(env: Mapping[str, str] | None, timeout: float) -> LiveReader:

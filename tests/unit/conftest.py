@@ -1,5 +1,6 @@
 """Fixtures for unit tests: fresh recording Pulumi mocks per test, no engine and no cluster."""
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,7 +27,15 @@ def pulumi_mocks() -> Iterator[PulumiMocks]:
     pulumi.runtime.set_all_config({})
 
 
-@pytest.fixture(autouse=True)
-def _own_canary_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test its own cache of remembered YAML parses (canary.ops.yaml_files), never the user's."""
-    monkeypatch.setenv("CANARY_CACHE_DIR", str(tmp_path_factory.mktemp("canary-cache")))
+@pytest.fixture(autouse=True, scope="session")
+def _own_canary_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's own cache of remembered YAML parses and renderings (canary.ops.remembered), never the
+    user's. Set once for the session: a per-test monkeypatch here changes when Pulumi mocks' futures are
+    collected, and asyncio then reports their expected errors as never retrieved."""
+    before = os.environ.get("CANARY_CACHE_DIR")
+    os.environ["CANARY_CACHE_DIR"] = str(tmp_path_factory.mktemp("canary-cache"))
+    yield
+    if before is None:
+        os.environ.pop("CANARY_CACHE_DIR", None)
+    else:
+        os.environ["CANARY_CACHE_DIR"] = before

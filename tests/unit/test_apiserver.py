@@ -166,3 +166,29 @@ def test_the_early_connection_reads_the_kubeconfig_kubectl_would_use(tmp_path: P
     reader = EarlyConnection({"KUBECONFIG": str(tmp_path / "kubeconfig")}, 2.0).reader()
     assert isinstance(reader, DirectReader)
     assert reader.client.where.startswith("https://127.0.0.1:")
+
+
+def test_closing_an_early_connection_does_not_wait_for_one_being_opened(tmp_path: Path) -> None:
+    """A listener that never answers the TLS handshake: close() returns at once (the rollback's `pulumi up`
+    path must not wait for a connection it will not use) and the connection, once its attempt ends, leaves
+    nothing open."""
+    import socket
+    import time
+
+    import yaml
+
+    from canary.ops.apiserver import EarlyConnection
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        server = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        doc = kubeconfig({"token": "t"}, {"server": server, "insecure-skip-tls-verify": True})
+        (tmp_path / "kubeconfig").write_text(yaml.safe_dump(doc))
+        connection = EarlyConnection({"KUBECONFIG": str(tmp_path / "kubeconfig")}, 1.0)
+        time.sleep(0.1)  # connecting: the TCP connection is accepted by the backlog, the handshake hangs
+        started = time.monotonic()
+        connection.close()
+        assert time.monotonic() - started < 0.5
+        connection.join(timeout=10)
+        assert not connection.is_alive()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from canary.cli import main as cli
-from canary.ops import local_backend, rollback
+from canary.ops import apiserver, local_backend, rollback
 from canary.ops.errors import Refused
 from canary.ops.stack import Release
 from canary.release.keys import config_string
@@ -171,10 +171,28 @@ def test_a_lock_file_names_who_holds_the_stack(tmp_path: Path) -> None:
     assert "nothing was written" in message and "Stop it first" in message
 
 
-def test_rollback_yes_writes_before_the_stack_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
-    order: list[str] = []
+class FakeConnection:
+    """Stands in for apiserver.EarlyConnection: no network in unit tests; says when it opened and closed."""
 
-    def make_safe(cwd: Path, stack: str | None, **_: Any) -> rollback.AlreadyZero:
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+
+    def __call__(self, env: object, timeout: float) -> FakeConnection:
+        self.order.append("connect")
+        return self
+
+    def close(self) -> None:
+        self.order.append("close")
+
+
+def test_rollback_yes_writes_before_the_stack_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection opens first, the route is written (make_safe, given that connection), the connection
+    closes, and only then is the stack opened for the record."""
+    order: list[str] = []
+    connection = FakeConnection(order)
+
+    def make_safe(cwd: Path, stack: str | None, **kwargs: Any) -> rollback.AlreadyZero:
+        assert kwargs["connection"] is connection
         order.append(f"make_safe {stack}")
         return rollback.AlreadyZero("dev")
 
@@ -183,10 +201,11 @@ def test_rollback_yes_writes_before_the_stack_is_opened(monkeypatch: pytest.Monk
         return types.SimpleNamespace()  # main sets its actor
 
     monkeypatch.setattr(rollback, "make_safe", make_safe)
+    monkeypatch.setattr(apiserver, "EarlyConnection", connection)
     monkeypatch.setattr(Release, "open", classmethod(open_))
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["rollback", "--yes", "--stack", "dev"], out=out, err=err) == 0, err.getvalue()
-    assert order == ["make_safe dev", "open"]
+    assert order == ["connect", "make_safe dev", "close", "open"]
     assert "nothing to roll back" in out.getvalue()
 
 
@@ -195,6 +214,7 @@ def test_a_refused_fast_write_goes_through_the_one_error_boundary(monkeypatch: p
         raise Refused("stack dev is locked by a running update (pid 1): nothing was written")
 
     monkeypatch.setattr(rollback, "make_safe", make_safe)
+    monkeypatch.setattr(apiserver, "EarlyConnection", FakeConnection([]))
     monkeypatch.setattr(Release, "open", classmethod(lambda cls, cwd, stack: pytest.fail("opened")))
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["rollback", "--yes", "--stack", "dev", "--json"], out=out, err=err) == 1

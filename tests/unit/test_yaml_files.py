@@ -11,6 +11,12 @@ import pytest
 from canary.ops import remembered, yaml_files
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test here starts with nothing remembered."""
+    monkeypatch.setenv("CANARY_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _copies() -> list[Path]:
     folder = Path(remembered.cache_dir()) / "yaml"
     return sorted(folder.iterdir()) if folder.is_dir() else []
