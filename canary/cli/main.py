@@ -247,9 +247,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         connection = EarlyConnection(None, REQUEST_TIMEOUT)
         fast_args.connection = connection
         try:
-            early = (
-                _resolve_actor(fast_args) or _hold_stack(fast_args, hold) or _write_first(fast_args, started)
-            )
+            early = _first_steps(fast_args, hold, started)
         finally:
             connection.close()
             del fast_args.connection
@@ -260,7 +258,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         _release(hold, err)
         return int(exit_.code or 0)
     if fast_args is None:
-        early = _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
+        early = _first_steps(args, hold, started)
     else:
         vars(args).update(vars(fast_args))
 
@@ -316,6 +314,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         _release(hold, err)
 
 
+def _first_steps(args: Args, hold: contextlib.ExitStack, started: float) -> BaseException | None:
+    """Before anything is read: who acts, the stack lock, and for `rollback --yes` the route written; the
+    first problem, for main's boundary to report."""
+    return _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
+
+
 def _resolve_actor(args: Args) -> BaseException | None:
     """For the commands that update (they have --actor): who acts (canary.ops.actor), in `args.actor_name`,
     before anything is written. A bad --actor or CANARY_ACTOR is returned as the UsageProblem to report."""
@@ -335,8 +339,8 @@ def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
     `hold` (released when main returns). Held by another command: the Refused to report, naming who."""
     if not hasattr(args, "actor_name"):
         return None
-    from canary.ops import lock
-    from canary.ops.local_backend import FastUnavailable, load_yaml, stack_name_of
+    from canary.ops import lock, yaml_files
+    from canary.ops.local_backend import FastUnavailable, stack_name_of
 
     cwd = Path(getattr(args, "cwd", Path("."))).resolve()
     if not (cwd / "Pulumi.yaml").is_file():
@@ -350,7 +354,7 @@ def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
     except BaseException as problem:  # reported by main's boundary
         return problem
     try:
-        project = str(load_yaml(cwd / "Pulumi.yaml")["name"])
+        project = str(yaml_files.load(cwd / "Pulumi.yaml")["name"])
         stack_lock = lock.lock_for(lock.backend_url(cwd, os.environ), project, stack)
         hold.enter_context(lock.held(stack_lock, stack, lock.new_holder(args.actor_name, args.command)))
     except OSError as problem:

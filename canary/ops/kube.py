@@ -10,10 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    pass
+from typing import Any, Protocol
 
 from canary.gateway_api import ROUTE_RESOURCE
 from canary.ops.errors import ClusterUnreachable

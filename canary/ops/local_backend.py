@@ -28,10 +28,6 @@ class FastUnavailable(Exception):
     config it cannot see); nothing was written and the caller uses the `pulumi up` path instead."""
 
 
-def load_yaml(path: Path) -> Any:
-    return yaml_files.load(path)
-
-
 def stack_raw_config(
     project_doc: Mapping[str, Any], stack_doc: Mapping[str, Any] | None, to_string: Callable[[object], str]
 ) -> tuple[dict[str, str], frozenset[str]]:
@@ -200,7 +196,7 @@ class LocalStack(NamedTuple):
         project_file = cwd / "Pulumi.yaml"
         if not project_file.is_file():
             raise FastUnavailable(f"no Pulumi.yaml in {cwd}")
-        project_doc = load_yaml(project_file)
+        project_doc = yaml_files.load(project_file)
         backend_url = environ.get("PULUMI_BACKEND_URL") or (project_doc.get("backend") or {}).get("url")
         backend = file_backend_dir(backend_url)
         if backend is None:
@@ -212,7 +208,7 @@ class LocalStack(NamedTuple):
         if self.project_doc.get("stackConfigDir"):
             raise FastUnavailable("Pulumi.yaml sets stackConfigDir, which this reader does not follow")
         stack_file = self.cwd / f"Pulumi.{self.stack.split('/')[-1]}.yaml"
-        stack_doc = load_yaml(stack_file) if stack_file.is_file() else None
+        stack_doc = yaml_files.load(stack_file) if stack_file.is_file() else None
         return stack_raw_config(self.project_doc, stack_doc, to_string)
 
     def deployment(self) -> dict[str, Any]:

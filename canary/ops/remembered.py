@@ -37,6 +37,30 @@ def recall(kind: str, name: str, environ: Mapping[str, str] | None = None) -> di
     return doc if isinstance(doc, dict) else None
 
 
+def find(
+    kind: str, name: str, field: str, value: object, environ: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The newest entry kept as `name` among `kind` (add) whose `field` is `value`, or None."""
+    for entry in _entries(kind, name, environ):
+        if entry.get(field) == value:
+            return entry
+    return None
+
+
+def add(
+    kind: str, name: str, entry: Mapping[str, Any], limit: int, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Keep `entry` first among the entries kept as `name`, with at most `limit` of them; whether it was
+    kept (keep's rule)."""
+    entries = [dict(entry), *_entries(kind, name, environ)][:limit]
+    return keep(kind, name, {"entries": entries}, environ)
+
+
+def _entries(kind: str, name: str, environ: Mapping[str, str] | None) -> list[dict[str, Any]]:
+    found = (recall(kind, name, environ) or {}).get("entries")
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
 def keep(kind: str, name: str, doc: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> bool:
     """Keep `doc` as `name` among `kind`, only if JSON gives it back equal (no dates, NaN or non-string
     keys); whether it was kept."""

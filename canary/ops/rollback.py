@@ -351,18 +351,17 @@ def rendered_at_zero(local: LocalStack) -> Rendering:
     raw, secure = local.raw_config(config_string)
     key = rendering_key(raw, secure)
     name = f"{local.cwd}/{local.stack}"
-    kept = (remembered.recall(RENDERINGS, name) or {}).get("renderings")
-    kept = kept if isinstance(kept, list) else []
-    for entry in kept:
-        if isinstance(entry, dict) and entry.get("key") == key:
-            return Rendering(entry["route"], str(entry["appName"]), raw, secure)
+    kept = remembered.find(RENDERINGS, name, "key", key)
+    if kept is not None:
+        return Rendering(kept["route"], str(kept["appName"]), raw, secure)
     from canary.release.routing import route_manifest
     from canary.release.validate import parse_config
 
     config = parse_config(raw, deferred=secure)
     route = route_manifest(parse_config({**raw, "canaryWeight": "0"}, deferred=secure))
-    entry = {"key": key, "route": route, "appName": config.app_name}
-    remembered.keep(RENDERINGS, name, {"renderings": [entry, *kept][:RENDERINGS_KEPT]})
+    remembered.add(
+        RENDERINGS, name, {"key": key, "route": route, "appName": config.app_name}, RENDERINGS_KEPT
+    )
     return Rendering(route, config.app_name, raw, secure)
 
 

@@ -16,9 +16,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pulumi import automation as auto
 
+from canary.ops import yaml_files
 from canary.ops.actor import with_actor
 from canary.ops.deadline import DeadlineCommand, DeadlineExceeded, Stop, StoppedEarly
 from canary.ops.errors import PulumiFailed, UsageProblem
@@ -38,7 +38,7 @@ OnOutput = Callable[[str], Any]
 
 def project_defaults(project_file: Path) -> dict[str, str]:
     """Every key Pulumi.yaml declares, with its default: for history entries whose config lacks a key."""
-    declared = (yaml.safe_load(project_file.read_text()) or {}).get("config") or {}
+    declared = (yaml_files.load(project_file) or {}).get("config") or {}
     return {
         key: config_string(decl["default"])
         for key, decl in declared.items()
@@ -228,7 +228,6 @@ class Release:
         `canary rollback` after this command finds both remembered (canary.ops.yaml_files, rollback
         .rendered_at_zero: its fast path then imports neither a YAML parser nor the program before its
         write). Best effort: what fails here fails again, and is reported, when the rollback runs."""
-        from canary.ops import yaml_files
         from canary.ops.rollback import rendered_at_zero
         from canary.release.validate import ConfigError
 

@@ -39,15 +39,12 @@ def load(path: os.PathLike[str] | str, environ: Mapping[str, str] | None = None)
     with open(path, encoding="utf-8") as stream:
         text = stream.read()
     name = os.path.abspath(path)
-    copies = (remembered.recall("yaml", name, environ) or {}).get("copies")
-    copies = copies if isinstance(copies, list) else []
-    for copy in copies:
-        if isinstance(copy, dict) and copy.get("text") == text:
-            return copy.get("value")
+    copy = remembered.find("yaml", name, "text", text, environ)
+    if copy is not None:
+        return copy.get("value")
     value = parse(text)
     if not any(marker in text for marker in SECRET_MARKERS):
-        copies = [{"text": text, "value": value}, *copies][:COPIES_KEPT]
-        remembered.keep("yaml", name, {"copies": copies}, environ)
+        remembered.add("yaml", name, {"text": text, "value": value}, COPIES_KEPT, environ)
     return value
 
 
