@@ -2,10 +2,10 @@
 
     python -m bench.experiments.breakglass --cwd PROJECT --stack STACK
 
-1. Read appName, namespace and canaryHeader from Pulumi.yaml and Pulumi.<stack>.yaml with yaml alone (no
+1. Read appName and namespace from Pulumi.yaml and Pulumi.<stack>.yaml with yaml alone (no
    `import pulumi`: that import alone costs ~0.3 s).
 2. One `kubectl patch --type=json` of the HTTPRoute: canary weight 0, stable 100, in the split rule, whose
-   index follows from the program's route layout (header rule first when canaryHeader is set). "test"
+   index follows from the program's route layout (the split first, then any header rule). "test"
    operations check the backend names first, so a route of another shape is refused, never mis-patched.
    This is where the route becomes safe.
 3. Reconcile, so Pulumi stays the record: `pulumi config set canaryWeight 0`, then
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     project, config = settings(args.cwd, args.stack)
     app, namespace = str(config["appName"]), str(config["namespace"])
-    split_rule = 1 if str(config.get("canaryHeader") or "").strip() else 0
+    split_rule = 0  # canary.release.routing.route_rules: the split first, then the header override
     subprocess.run(
         [
             "kubectl",
