@@ -6,9 +6,13 @@ app name with fixed suffixes, never a Pulumi auto-name, and both sides of the pr
 creates the objects and the operations side that reads them back) use these functions.
 """
 
-from typing import Literal
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import Literal
 
-Track = Literal["stable", "canary"]
+    Track = Literal["stable", "canary"]
+else:
+    Track = str  # at run time only annotations name it (some evaluated, in modules without postponed ones)
 """The two versions a release runs side by side."""
 
 NAME_LABEL = "app.kubernetes.io/name"

@@ -7,12 +7,16 @@ One reader for every route this program renders or someone edited by hand, used 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, NamedTuple
 
 from canary.names import object_name
+from canary.records import Record
 from canary.weights import canary_percent, format_percent
 
-Manifest = dict[str, Any]
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Manifest = dict[str, Any]
 
 PHASE_STABLE = "stable"
 """No canary: one Deployment, one backend."""
@@ -34,7 +38,7 @@ def phase_of(has_canary: bool, canary_percent: Decimal, header_rule: bool) -> st
     return f"canary {format_percent(canary_percent)}%"
 
 
-class RouteState(NamedTuple):
+class RouteState(Record):
     """What a live HTTPRoute does with traffic.
 
     stable_weight / canary_weight are the raw Gateway API weights of the split rule (canary None when the

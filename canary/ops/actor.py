@@ -15,18 +15,20 @@ user are passed in); `local_actor` asks this machine's git and OS.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import select
-import signal
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
 from canary.ops.errors import UsageProblem
+from canary.records import Record
+
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 ENV_VAR = "CANARY_ACTOR"
 MAX_LENGTH = 100
@@ -35,7 +37,7 @@ FLAG, ENVIRONMENT, CI, GIT, OS_USER = "flag", "env", "ci", "git", "os"
 """Where an actor came from (Actor.source)."""
 
 
-class CiSystem(NamedTuple):
+class CiSystem(Record):
     """A CI system as Pulumi detects it (`detect`: a variable that is set in its jobs) and the variables that
     name who started the job, first found wins, and the job's id."""
 
@@ -79,7 +81,7 @@ CI_VARIABLES: frozenset[str] = frozenset(
 """Every variable the CI step reads (a test of the fallback removes them all)."""
 
 
-class Actor(NamedTuple):
+class Actor(Record):
     name: str
     source: str
     """FLAG, ENVIRONMENT, CI, GIT or OS_USER."""
@@ -146,6 +148,8 @@ def git_user_name(cwd: Path) -> str | None:
     with os.fdopen(read_end, "rb") as out:
         output = _read_until(out, time.monotonic() + GIT_TIMEOUT)
     if output is None:
+        import signal  # here: its enums cost 0.4 ms of a rollback's start-up, and git rarely hangs
+
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     if output is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
@@ -167,7 +171,11 @@ def _read_until(out: BinaryIO, deadline: float) -> bytes | None:
 
 
 def os_user_name() -> str | None:
-    """The OS login name (getpass: LOGNAME, USER, ... then the password database), or None."""
+    """The OS login name (getpass: LOGNAME, USER, ... then the password database), or None. (getpass is
+    imported here: with termios and warnings it is 0.8 ms of a rollback's start-up, and git usually
+    answers first.)"""
+    import getpass
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

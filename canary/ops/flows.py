@@ -6,17 +6,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canary.ops.deadline import Stop
 from canary.ops.errors import Refused
 from canary.ops.history import HistoryEntry
-from canary.ops.kube import RouteWatch, ZeroWatch
+from canary.ops.kube import RouteWatch
 from canary.ops.plan import Change, PreviewReport, require_deployed, with_note
 from canary.ops.stack import Applied, OnOutput, Release, RollbackTiming
 from canary.ops.state import Deployed, StackState
 from canary.release.settings import ReleaseSettings
 from canary.route_state import refusal_of
+
+if TYPE_CHECKING:
+    from canary.ops.kube import ZeroWatch
 
 Confirm = Callable[[PreviewReport], bool]
 

@@ -10,13 +10,16 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
 
 from canary.gateway_api import ROUTE_RESOURCE
 from canary.ops.errors import ClusterUnreachable
 from canary.route_state import RouteState, route_state
 
-Manifest = dict[str, Any]
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    Manifest = dict[str, Any]
 
 
 def json_stream(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -73,17 +76,19 @@ class LiveReader:
         return None if route is None else route_state(route, app_name)
 
 
-class ZeroWatch(Protocol):
-    """What a rollback needs of a route watch: a context that reports when the route first read 0%, and
-    hands each version of the route to `on_item` as it arrives."""
+if TYPE_CHECKING:  # for mypy only: RouteWatch is one
 
-    on_item: Callable[[dict[str, Any]], None] | None
+    class ZeroWatch(Protocol):
+        """What a rollback needs of a route watch: a context that reports when the route first read 0%, and
+        hands each version of the route to `on_item` as it arrives."""
 
-    def __enter__(self) -> ZeroWatch: ...
+        on_item: Callable[[dict[str, Any]], None] | None
 
-    def __exit__(self, *_: object) -> None: ...
+        def __enter__(self) -> ZeroWatch: ...
 
-    def wait_for_zero(self, timeout: float) -> float | None: ...
+        def __exit__(self, *_: object) -> None: ...
+
+        def wait_for_zero(self, timeout: float) -> float | None: ...
 
 
 class Watch:

@@ -15,11 +15,14 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from canary.ops import yaml_files
+from canary.records import Record
 
-if TYPE_CHECKING:  # imported where used: `canary rollback` reads none of it before its write
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:  # history: imported where used, `canary rollback` reads none of it before its write
+    from typing import Any
+
     from canary.ops.history import HistoryEntry
 
 
@@ -177,7 +180,7 @@ def read_json(path: Path) -> Any:
     return json.loads(data)
 
 
-class LocalStack(NamedTuple):
+class LocalStack(Record):
     """One stack of the project in `cwd`, in a local file backend, read from its files."""
 
     cwd: Path

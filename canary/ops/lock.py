@@ -28,16 +28,20 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from canary.ops import yaml_files
 from canary.ops.errors import Refused
+from canary.records import Record
+
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
 
 LOCK_TABLE_SUFFIX = "_canary_locks"
 
 
-class Holder(NamedTuple):
+class Holder(Record):
     """Who holds (or wants) a stack's lock."""
 
     token: str
@@ -60,15 +64,17 @@ def new_holder(actor: str, command: str) -> Holder:
     )
 
 
-class StackLock(Protocol):
-    where: str
-    """Where the lock lives, for messages (a table row or a file)."""
+if TYPE_CHECKING:  # what held() needs of a lock (FileLock, PostgresLock); for mypy only
 
-    def acquire(self, holder: Holder) -> Holder:
-        """Take the lock for `holder`; returns the holder that has it (ours when taken)."""
+    class StackLock(Protocol):
+        where: str
+        """Where the lock lives, for messages (a table row or a file)."""
 
-    def release(self, holder: Holder) -> None:
-        """Drop the lock if `holder` (by token) still has it."""
+        def acquire(self, holder: Holder) -> Holder:
+            """Take the lock for `holder`; returns the holder that has it (ours when taken)."""
+
+        def release(self, holder: Holder) -> None:
+            """Drop the lock if `holder` (by token) still has it."""
 
 
 def refusal(stack: str, holder: Holder, where: str) -> str:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: loaded before the fast rollback's connection opens (canary.ops.https)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> str:

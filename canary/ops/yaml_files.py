@@ -16,10 +16,13 @@ private to the user; one that cannot be read or written is a parse.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from canary.ops import remembered
+
+TYPE_CHECKING = False  # not typing's: loaded before the fast rollback's connection opens (canary.ops.https)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 class YamlError(ValueError):
