@@ -11,23 +11,28 @@ Exit codes: 0 done, 1 refused or failed (for the metric gates: a failed check), 
 never a traceback: `main` maps each kind of failure to one (as pip's base command does) and ends with
 a catch-all that names the error and how to see its traceback (CANARY_DEBUG=1). Errors from Pulumi are
 printed in full.
+
+This module imports only os, sys, time and types when it loads: `canary rollback --yes` opens its apiserver
+connection (canary.ops.https.EarlyConnection) on main's first line, and its TLS handshake should not wait
+for pathlib, contextlib, typing or argparse (about 4 ms of start-up); those are imported where used.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TextIO
 
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, UsageProblem
 
+TYPE_CHECKING = False  # not typing's: this module imports only what `canary rollback --yes` needs (main)
 if TYPE_CHECKING:
     import argparse
+    import contextlib
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any, TextIO
 
     from canary.cli.output import Printer
 
@@ -43,6 +48,7 @@ __all__ = ["EXIT_OK", "EXIT_REFUSED", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The parser: shared options are accepted before or after the subcommand."""
     import argparse
+    from pathlib import Path
 
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument(
@@ -205,6 +211,13 @@ def quick_rollback_args(tokens: Sequence[str]) -> SimpleNamespace | None:
     parser cost the fast path about 4 ms before the route is written. None for anything else (an
     abbreviation, `-s=NAME`, --deadline, --no-fast, a repeat), which argparse parses as usual;
     tests/unit/test_cli_quick_args.py holds the two to the same answers."""
+    values = quick_rollback_values(tokens)
+    return None if values is None else rollback_namespace(values)
+
+
+def quick_rollback_values(tokens: Sequence[str]) -> dict[str, Any] | None:
+    """quick_rollback_args's options as given (strings and flags), before anything is imported to make
+    them a namespace (pathlib): main opens the connection in between."""
     values: dict[str, Any] = {}
     command = False
     rest = iter(tokens)
@@ -228,23 +241,36 @@ def quick_rollback_args(tokens: Sequence[str]) -> SimpleNamespace | None:
         values[name] = flag if token in QUICK_FLAGS else text
     if not command or not values.get("yes"):
         return None
+    return values
+
+
+def rollback_namespace(values: dict[str, Any]) -> SimpleNamespace:
+    """The namespace argparse gives `canary rollback` for quick_rollback_values's `values`."""
+    from pathlib import Path
+
     if "cwd" in values:
-        values["cwd"] = Path(values["cwd"])
+        values = {**values, "cwd": Path(values["cwd"])}
     return SimpleNamespace(command="rollback", deadline=None, no_fast=False, **{"actor": None, **values})
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command; whatever happens, return an exit code and leave a message, never a traceback."""
     started = time.monotonic()
-    out, err = out or sys.stdout, err or sys.stderr
     tokens = list(sys.argv[1:] if argv is None else argv)
-    hold = contextlib.ExitStack()
-    early: BaseException | None = None
-    fast_args = quick_rollback_args(tokens)
-    if fast_args is not None:  # the route first (its connection opened at once), argparse after it
-        from canary.ops.apiserver import REQUEST_TIMEOUT, EarlyConnection
+    quick_values = quick_rollback_values(tokens)
+    connection = None
+    if quick_values is not None:  # the route first: its connection opens now, argparse after the write
+        from canary.ops.https import REQUEST_TIMEOUT, EarlyConnection
 
         connection = EarlyConnection(None, REQUEST_TIMEOUT)
+    import contextlib  # from here on, what the connection need not wait for (module docstring)
+
+    out, err = out or sys.stdout, err or sys.stderr
+    hold = contextlib.ExitStack()
+    early: BaseException | None = None
+    fast_args = None
+    if connection is not None and quick_values is not None:  # both set together, above
+        fast_args = rollback_namespace(quick_values)
         fast_args.connection = connection
         try:
             early = _first_steps(fast_args, hold, started)
@@ -281,7 +307,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         from canary.cli.commands import COMMANDS
         from canary.ops.stack import Release
 
-        release = Release.open(Path(getattr(args, "cwd", Path("."))).resolve(), getattr(args, "stack", None))
+        release = Release.open(_cwd(args), getattr(args, "stack", None))
         release.actor = getattr(args, "actor_name", None)
         return COMMANDS[args.command](release, args, printer)
     except UsageProblem as problem:
@@ -328,7 +354,7 @@ def _resolve_actor(args: Args) -> BaseException | None:
     from canary.ops.actor import local_actor
 
     try:
-        args.actor_name = local_actor(args.actor, Path(getattr(args, "cwd", Path("."))).resolve()).name
+        args.actor_name = local_actor(args.actor, _cwd(args)).name
     except UsageProblem as problem:
         return problem
     return None
@@ -342,7 +368,7 @@ def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
     from canary.ops import lock, yaml_files
     from canary.ops.local_backend import FastUnavailable, stack_name_of
 
-    cwd = Path(getattr(args, "cwd", Path("."))).resolve()
+    cwd = _cwd(args)
     if not (cwd / "Pulumi.yaml").is_file():
         return None  # Release.open reports it
     try:
@@ -365,6 +391,13 @@ def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
     return None
 
 
+def _cwd(args: Args) -> Path:
+    """The project folder the command works in (--cwd, else the current one), absolute."""
+    from pathlib import Path
+
+    return Path(getattr(args, "cwd", ".")).resolve()
+
+
 def _release(hold: contextlib.ExitStack, err: TextIO) -> None:
     """Drop the stack lock; a lock that cannot be dropped (its database went away) is said, not raised."""
     try:
@@ -384,7 +417,7 @@ def _read_quickly(args: Args, printer: Printer) -> int | None:
     from canary.ops.status import read_local
 
     try:
-        state = read_local(Path(getattr(args, "cwd", Path("."))).resolve(), getattr(args, "stack", None))
+        state = read_local(_cwd(args), getattr(args, "stack", None))
     except FastUnavailable:
         return None
     show_status(state, printer)
@@ -402,7 +435,7 @@ def _write_first(args: Args, started: float) -> BaseException | None:
     from canary.ops.local_backend import FastUnavailable
 
     try:
-        cwd = Path(getattr(args, "cwd", Path("."))).resolve()
+        cwd = _cwd(args)
         args.fast_write = rollback.make_safe(
             cwd, getattr(args, "stack", None), started=started, connection=getattr(args, "connection", None)
         )

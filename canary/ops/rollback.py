@@ -17,12 +17,12 @@ one the state names (another uid: another cluster, or recreated), one missing th
 sets, or one whose shape (parentRefs, hostnames, rules, backends) no rendering at any weight gives.
 
 Start-up is what a rollback is timed by (README Performance). Before the write it runs the CLI's entry, this
-module and its HTTPS client (canary.ops.apiserver; kubectl only for kubeconfigs it does not support), whose
-connection the CLI opens on its first line (EarlyConnection) and whose read of the route runs in a thread;
-YAML files and the program's rendering at 0 come remembered when their input is unchanged
-(canary.ops.yaml_files, rendered_at_zero); the plan of the rollback (its message) is made after the write.
-Nothing of the Pulumi SDK, the Automation API, argparse, PyYAML or dataclasses is imported before the route
-is written (tests/unit/test_fast_rollback.py keeps it so).
+module and its HTTPS client (canary.ops.https, read through canary.ops.apiserver; kubectl only for
+kubeconfigs it does not support), whose connection the CLI opens on its first line (EarlyConnection) and
+whose read of the route runs in a thread. YAML files and the program's rendering at 0 come remembered when
+their input is unchanged (canary.ops.yaml_files, rendered_at_zero); the plan of the rollback (its message)
+is made after the write. Nothing of the Pulumi SDK, the Automation API, argparse, PyYAML, dataclasses or
+typing is imported before the route is written (tests/unit/test_fast_rollback.py keeps it so).
 """
 
 from __future__ import annotations
@@ -34,28 +34,33 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE, ROUTE_TYPE
-from canary.ops.apiserver import REQUEST_TIMEOUT, Conflict, DirectReader, EarlyConnection, object_path
+from canary.ops.apiserver import DirectReader, object_path, reader_over
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused
+from canary.ops.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
 from canary.ops.kube import LiveReader
 from canary.ops.local_backend import FastUnavailable, LocalStack
+from canary.records import Record
 from canary.route_state import route_state
 
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from canary.ops.plan import Change
     from canary.ops.stack import OnOutput, Release
 
-Manifest = dict[str, Any]
+    Manifest = dict[str, Any]
+
 STACK_TYPE = "pulumi:pulumi:Stack"
 FAST_NOTE = "(fast: route written first)"
 KUBECTL_TIMEOUT = f"{REQUEST_TIMEOUT:.0f}s"
-"""apiserver.REQUEST_TIMEOUT as kubectl's --request-timeout (kubeconfigs the direct client does not
+"""https.REQUEST_TIMEOUT as kubectl's --request-timeout (kubeconfigs the direct client does not
 support)."""
 
 
-class StateRoute(NamedTuple):
+class StateRoute(Record):
     """The release's HTTPRoute as the stack's state names it."""
 
     urn: str
@@ -65,7 +70,7 @@ class StateRoute(NamedTuple):
     field_manager: str | None
 
 
-class SafeWrite(NamedTuple):
+class SafeWrite(Record):
     """What the fast write did: the route it wrote, when, and the change to record."""
 
     stack: str
@@ -83,7 +88,7 @@ class SafeWrite(NamedTuple):
         return self.safe - self.started
 
 
-class AlreadyZero(NamedTuple):
+class AlreadyZero(Record):
     """Stack, config and live route are all at canary 0% already: nothing written."""
 
     stack: str
@@ -295,7 +300,7 @@ class _Fetch(threading.Thread):
     def run(self) -> None:
         name, namespace, connection = self.args
         try:
-            self.reader = connection.reader()
+            self.reader = reader_over(connection)
             self.result = self.reader.get(ROUTE_RESOURCE, name, namespace)
         except BaseException as err:  # handed to the caller's thread
             self.error = err
@@ -308,7 +313,7 @@ class _Fetch(threading.Thread):
         return self.result, self.reader
 
 
-class Rendering(NamedTuple):
+class Rendering(Record):
     """The program's route at canaryWeight 0 for one config, and what the rest of the fast path needs of
     that config."""
 

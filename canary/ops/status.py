@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from canary.names import Track, object_name
-from canary.ops.apiserver import REQUEST_TIMEOUT, live_reader
+from canary.ops.apiserver import live_reader
 from canary.ops.errors import ClusterUnreachable
 from canary.ops.history import HistoryEntry
+from canary.ops.https import REQUEST_TIMEOUT
 from canary.ops.kube import LiveReader
 from canary.ops.local_backend import LocalStack
 from canary.ops.state import RolloutState, read_state, replicas_of
