@@ -24,13 +24,13 @@ import sys
 import time
 from types import SimpleNamespace
 
-from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, UsageProblem
+from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, Terminated, UsageProblem
 
 TYPE_CHECKING = False  # not typing's: this module imports only what `canary rollback --yes` needs (main)
 if TYPE_CHECKING:
     import argparse
     import contextlib
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
     from typing import Any, TextIO
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_REFUSED = 0, 1
 """The codes canary.cli.commands returns (not imported from there: `canary rollback` writes the route before
 the Automation API is imported, see _write_first)."""
-EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 3, 130, 143
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "build_parser", "main"]
 
 
@@ -298,7 +298,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         printer.result({"ok": False, **data})
         return code
 
+    restore_sigterm = _keep_sigterm
     try:
+        restore_sigterm = _terminate_as_interrupt()
         if early is not None:
             raise early
         quick = _read_quickly(args, printer)
@@ -323,6 +325,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return EXIT_REFUSED
     except OSError as problem:
         return fail(EXIT_REFUSED, f"{problem} (are pulumi and kubectl on PATH?)", error=str(problem))
+    except Terminated:
+        return fail(EXIT_TERMINATED, "terminated (SIGTERM)", error="terminated")
     except KeyboardInterrupt:
         return fail(EXIT_INTERRUPTED, "interrupted", error="interrupted")
     except Exception as bug:  # the boundary: anything else is a bug, still reported as a message
@@ -337,7 +341,37 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             error=f"{type(bug).__name__}: {bug}",
         )
     finally:
+        restore_sigterm()
         _release(hold, err)
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """From here until the returned function is called, SIGTERM raises Terminated (a KeyboardInterrupt), so
+    `kill PID` or a cancelled CI job ends a command as Ctrl-C does: a running update is interrupted once and
+    ends consistent, the stack lock is released, and the command says what it leaves (for a fast rollback:
+    traffic safe, how to finish the record). Without it Python dies at once: the lock stays behind and the
+    update, in its own session, loses its output pipe mid-way. Installed after the fast rollback's write:
+    before it, nothing is half-done by a kill (the write is one request; a dead holder's lock is taken over
+    on its host), and importing signal there would cost the write 0.4 ms. Only main's thread can install a
+    handler; elsewhere (a test calling main from a thread) SIGTERM keeps its handler."""
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        return _keep_sigterm
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+def _keep_sigterm() -> None:
+    """_terminate_as_interrupt's undo when it installed nothing."""
 
 
 def _first_steps(args: Args, hold: contextlib.ExitStack, started: float) -> BaseException | None:

@@ -1,4 +1,5 @@
-"""How an operation ends when it does not succeed: refused (exit 1), unusable (exit 2), Pulumi failed (1)."""
+"""How an operation ends when it does not succeed: refused (exit 1), unusable (exit 2), Pulumi failed (1),
+stopped by a signal (130 for Ctrl-C, 143 for SIGTERM)."""
 
 
 class Refused(Exception):
@@ -26,3 +27,9 @@ class ClusterUnreachable(Exception):
 class TrafficProblem(Refused):
     """Traffic was not sent or cannot be judged: a target outside loopback and the project's own network
     namespaces, an address that does not answer, responses that name no version (exit 1)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (`kill PID`, a cancelled CI job, a stopped container). A KeyboardInterrupt, so that
+    every place that handles Ctrl-C handles it the same way: a running Pulumi update is interrupted once
+    (canary.ops.deadline) and the command says what it leaves behind; the CLI then exits 143, not 130."""

@@ -123,17 +123,31 @@ ROLLOUT_COMPLETE = "Deployment initialization complete"
 """pulumi-kubernetes' status line when its Deployment await concludes that the rollout is done."""
 
 
-class RunningUpdate:
-    """A `pulumi up` in the background (PulumiStack.start_up) whose output a thread reads line by line, so a
-    test can wait for what the engine says about a resource instead of guessing from the cluster."""
+class Running:
+    """A command in the background, in its own session (so a signal to its group reaches its children, as a
+    terminal's Ctrl-C does), whose output (stdout and stderr together) a thread reads line by line, so a
+    test can wait for what the command says instead of guessing from the cluster."""
 
-    def __init__(self, stack: PulumiStack) -> None:
-        self.proc = stack.start_up()
-        self.finished_before = 0
-        """start_stuck_update: how many updates of the same intent ended (succeeded) before this one."""
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @classmethod
+    def start(cls, argv: list[str], env: dict[str, str], cwd: Path) -> Running:
+        return cls(
+            subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        )
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -143,6 +157,47 @@ class RunningUpdate:
     @property
     def output(self) -> str:
         return "".join(self._lines)
+
+    def wait_for_line(self, *texts: str, timeout: float = 120) -> str | None:
+        """The first line holding every one of `texts`, or None when the command ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ended = self.proc.poll() is not None
+            for line in list(self._lines):
+                if all(text in line for text in texts):
+                    return line
+            if ended:
+                self._reader.join(timeout=10)
+                return None
+            time.sleep(0.02)
+        raise AssertionError(f"{timeout:.0f} s without a line holding {texts}:\n{self.output}")
+
+    def finish(self, timeout: float = 600) -> str:
+        """Waits for the command to end; its whole output."""
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return self.output
+
+    def interrupt(self, timeout: float = 300) -> str:
+        """One Ctrl-C to the command's process group (as a terminal sends it), then finish."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        return self.finish(timeout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+class RunningUpdate(Running):
+    """A `pulumi up` in the background (PulumiStack.start_up)."""
+
+    def __init__(self, stack: PulumiStack) -> None:
+        super().__init__(stack.start_up())
+        self.finished_before = 0
+        """start_stuck_update: how many updates of the same intent ended (succeeded) before this one."""
 
     def wait_for_status(self, resource: str, *texts: str, timeout: float = 120) -> str | None:
         """The first of `texts` the engine prints on a line about `resource` (a Deployment's name), or None
@@ -160,24 +215,6 @@ class RunningUpdate:
                 return None
             time.sleep(0.05)
         raise AssertionError(f"{timeout:.0f} s without any of {texts} for {resource}:\n{self.output}")
-
-    def finish(self, timeout: float = 600) -> str:
-        """Waits for the update to end; its whole output."""
-        self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return self.output
-
-    def interrupt(self, timeout: float = 300) -> str:
-        """One Ctrl-C to the update's process group (as a terminal sends it), then finish."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-        return self.finish(timeout)
-
-    @property
-    def returncode(self) -> int | None:
-        return self.proc.returncode
 
 
 def start_stuck_update(
@@ -210,9 +247,18 @@ CANARY = str(REPO / ".venv" / "bin" / "canary")
 """The `canary` console script of the checkout's virtualenv."""
 
 
+def canary_argv(stack: PulumiStack, *args: str, command: list[str] | None = None) -> list[str]:
+    return [*(command or [CANARY]), *args, "--cwd", str(stack.project_dir), "--stack", stack.name]
+
+
+def start_canary(stack: PulumiStack, *args: str) -> Running:
+    """The CLI on `stack` in the background (Running), with no terminal on stdin."""
+    return Running.start(canary_argv(stack, *args), stack.env, stack.project_dir)
+
+
 def canary(stack: PulumiStack, *args: str, command: list[str] | None = None) -> Result:
     """Run the CLI on `stack`, with no terminal on stdin (so nothing can wait for an answer)."""
-    argv = [*(command or [CANARY]), *args, "--cwd", str(stack.project_dir), "--stack", stack.name]
+    argv = canary_argv(stack, *args, command=command)
     proc = subprocess.run(
         argv, env=stack.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
     )

@@ -4,7 +4,8 @@ Each test has its own stack at canary 50% (no-data-plane class, waitForGateway f
 exactly as `pulumi config set canaryWeight 0 && pulumi up` would: config 0, a refreshing preview plans
 nothing, the last history entry is the rollback, and the route's generation moved once. Then the faults: an
 apiserver that does not answer (nothing changed), a record step that fails after the write (traffic stays
-safe, the message says to run `pulumi up`, which converges), a stack locked by a stuck update (refused,
+safe, the message says to run `pulumi up`, which converges), a record step stopped by Ctrl-C or SIGTERM
+(the same, exit 130 or 143), a stack locked by a stuck update (refused,
 nothing written) and a route that is not the program's (refused, nothing written).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.integration.harness import (
     PulumiStack,
     canary,
     release_stack,
+    start_canary,
     start_stuck_update,
 )
 
@@ -149,6 +152,40 @@ def test_record_step_failing_after_the_write_keeps_traffic_safe_and_says_to_run_
     assert route_state(converged, APP).canary_weight == 0
     assert converged["metadata"]["generation"] == after["metadata"]["generation"], "pulumi up rewrote it"
     stack.preview("--refresh", "--expect-no-changes").check()
+
+
+@pytest.mark.parametrize(("how", "exit_code"), [("ctrl-c", 130), ("sigterm", 143)])
+def test_record_step_stopped_after_the_write_keeps_traffic_safe_and_says_to_run_pulumi_up(
+    stack: PulumiStack, kube: Kube, how: str, exit_code: int
+) -> None:
+    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) or `kill PID` (SIGTERM to the
+    CLI alone: a cancelled CI job, a stopped container) while the record's `pulumi up` runs. The CLI passes
+    one interrupt to that update (it runs in a session of its own), says that traffic is safe and what to
+    run, and exits 130 or 143; nothing is left locked, and that `pulumi up` converges."""
+    before = live_route(stack, kube)
+    running = start_canary(stack, "rollback", "--yes")
+    assert running.wait_for_line("Traffic safe: live route") is not None, running.finish()
+    assert running.wait_for_line("Updating (") is not None, running.finish()  # the record's update runs
+    if how == "ctrl-c":
+        os.killpg(running.proc.pid, signal.SIGINT)
+    else:
+        os.kill(running.proc.pid, signal.SIGTERM)
+    output = running.finish()
+    print(output)
+    assert running.returncode == exit_code, output
+    assert "traffic is safe (live route" in output and "recording the rollback was interrupted" in output
+    assert f"pulumi up --stack {stack.name}`" in output and "Traceback" not in output
+    after = live_route(stack, kube)
+    assert route_state(after, APP).canary_weight == 0
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
+    assert config_weight(stack) == "0"
+    print("the interrupted record:", stack.history()[0]["result"])
+
+    stack.up(message=f"after the record was stopped ({how})").check()  # neither Pulumi's lock nor ours held
+    converged = live_route(stack, kube)
+    assert converged["metadata"]["generation"] == after["metadata"]["generation"], "pulumi up rewrote it"
+    stack.preview("--refresh", "--expect-no-changes").check()
+    assert "nothing to roll back" in canary(stack, "rollback", "--yes").check().stdout
 
 
 def test_a_stack_locked_by_a_stuck_update_is_refused_and_nothing_is_written(

@@ -2,7 +2,10 @@
 
 import io
 import json
+import os
+import signal
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -263,6 +266,28 @@ def test_interrupted_exits_130(fail_with) -> None:
     fail_with(KeyboardInterrupt())
     code, _, err = run(["status"])
     assert (code, err) == (130, "canary: interrupted\n")
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_exits_143(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kill PID` (SIGTERM) raises in the running command, so its interrupt handlers run (a running update is
+    interrupted once, the lock released); main restores SIGTERM's handler when it returns."""
+    seen: list[str] = []
+
+    def handler(release: Any, args: Any, printer: Any) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt as interrupt:  # what deadline.run_with_deadline and the rollback catch
+            seen.append(type(interrupt).__name__)
+            raise
+        return 0
+
+    monkeypatch.setattr(Release, "open", classmethod(lambda cls, cwd, stack: FakeRelease()))
+    monkeypatch.setitem(commands.COMMANDS, "status", handler)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run(["status"])
+    assert (code, err, seen) == (143, "canary: terminated (SIGTERM)\n", ["Terminated"])
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 class HistoryRelease(FakeRelease):
