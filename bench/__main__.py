@@ -28,6 +28,7 @@ from typing import Any
 from bench import program, report, rollback, scaling, status, step, trace, traffic
 from bench.measure import load_average, machine
 from bench.stacks import REPO, Release, project_env
+from canary.cli.signals import children_get_default_sigint
 
 SECTIONS = ["rollback", "status", "step", "scale", "program", "traffic"]
 RESULTS = REPO / "bench" / "results"
@@ -154,6 +155,7 @@ def cluster_ready(env: dict[str, str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    children_get_default_sigint()  # a background `make bench &` measures what a foreground one does
     env = project_env()
     if not cluster_ready(env):
         log("bench: no Kubernetes apiserver at KUBECONFIG (run `make cluster-up`, or `make bench`)")

@@ -30,7 +30,7 @@ TYPE_CHECKING = False  # not typing's: this module imports only what `canary rol
 if TYPE_CHECKING:
     import argparse
     import contextlib
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
     from typing import Any, TextIO
 
@@ -298,9 +298,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         printer.result({"ok": False, **data})
         return code
 
-    restore_sigterm = _keep_sigterm
+    from canary.cli.signals import command_signals
+
+    restore_signals = None
     try:
-        restore_sigterm = _terminate_as_interrupt()
+        restore_signals = command_signals()
         if early is not None:
             raise early
         quick = _read_quickly(args, printer)
@@ -341,37 +343,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             error=f"{type(bug).__name__}: {bug}",
         )
     finally:
-        restore_sigterm()
+        if restore_signals is not None:
+            restore_signals()
         _release(hold, err)
-
-
-def _terminate_as_interrupt() -> Callable[[], None]:
-    """From here until the returned function is called, SIGTERM raises Terminated (a KeyboardInterrupt), so
-    `kill PID` or a cancelled CI job ends a command as Ctrl-C does: a running update is interrupted once and
-    ends consistent, the stack lock is released, and the command says what it leaves (for a fast rollback:
-    traffic safe, how to finish the record). Without it Python dies at once: the lock stays behind and the
-    update, in its own session, loses its output pipe mid-way. Installed after the fast rollback's write:
-    before it, nothing is half-done by a kill (the write is one request; a dead holder's lock is taken over
-    on its host), and importing signal there would cost the write 0.4 ms. Only main's thread can install a
-    handler; elsewhere (a test calling main from a thread) SIGTERM keeps its handler."""
-    import signal
-
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread
-        return _keep_sigterm
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
-
-
-def _keep_sigterm() -> None:
-    """_terminate_as_interrupt's undo when it installed nothing."""
 
 
 def _first_steps(args: Args, hold: contextlib.ExitStack, started: float) -> BaseException | None:
