@@ -160,17 +160,27 @@ class Running:
 
     def wait_for_line(self, *texts: str, timeout: float = 120) -> str | None:
         """The first line holding every one of `texts`, or None when the command ends first."""
+
+        def holding(line: str) -> str | None:
+            return line if all(text in line for text in texts) else None
+
+        return self.wait_for(holding, timeout, f"a line holding {texts}")
+
+    def wait_for(self, found: Callable[[str], str | None], timeout: float, what: str) -> str | None:
+        """The first non-None `found(line)` of the output so far or to come, or None when the command ends
+        first; `timeout` seconds without either fail the test, naming `what`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ended = self.proc.poll() is not None
             for line in list(self._lines):
-                if all(text in line for text in texts):
-                    return line
+                result = found(line)
+                if result is not None:
+                    return result
             if ended:
                 self._reader.join(timeout=10)
                 return None
             time.sleep(0.02)
-        raise AssertionError(f"{timeout:.0f} s without a line holding {texts}:\n{self.output}")
+        raise AssertionError(f"{timeout:.0f} s without {what}:\n{self.output}")
 
     def finish(self, timeout: float = 600) -> str:
         """Waits for the command to end; its whole output."""
@@ -202,19 +212,13 @@ class RunningUpdate(Running):
     def wait_for_status(self, resource: str, *texts: str, timeout: float = 120) -> str | None:
         """The first of `texts` the engine prints on a line about `resource` (a Deployment's name), or None
         when the update ends first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ended = self.proc.poll() is not None
-            for line in list(self._lines):
-                if f"Deployment {resource} " in line:
-                    for text in texts:
-                        if text in line:
-                            return text
-            if ended:
-                self._reader.join(timeout=10)
+
+        def status(line: str) -> str | None:
+            if f"Deployment {resource} " not in line:
                 return None
-            time.sleep(0.05)
-        raise AssertionError(f"{timeout:.0f} s without any of {texts} for {resource}:\n{self.output}")
+            return next((text for text in texts if text in line), None)
+
+        return self.wait_for(status, timeout, f"any of {texts} for {resource}")
 
 
 def start_stuck_update(
