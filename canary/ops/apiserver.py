@@ -70,4 +70,9 @@ def _direct_or_kubectl(
     try:
         return DirectReader(client(), environ)
     except Unsupported:
-        return LiveReader(environ, request_timeout=f"{timeout:.0f}s")
+        return LiveReader(environ, request_timeout=kubectl_timeout(timeout))
+
+
+def kubectl_timeout(seconds: float) -> str:
+    """Seconds as kubectl's --request-timeout (for kubeconfigs the direct client does not support)."""
+    return f"{seconds:.0f}s"

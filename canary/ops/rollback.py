@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE, ROUTE_TYPE
-from canary.ops.apiserver import DirectReader, object_path, reader_over
+from canary.ops.apiserver import DirectReader, kubectl_timeout, object_path, reader_over
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused
 from canary.ops.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
 from canary.ops.kube import LiveReader
@@ -55,9 +55,6 @@ if TYPE_CHECKING:
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 FAST_NOTE = "(fast: route written first)"
-KUBECTL_TIMEOUT = f"{REQUEST_TIMEOUT:.0f}s"
-"""https.REQUEST_TIMEOUT as kubectl's --request-timeout (kubeconfigs the direct client does not
-support)."""
 
 
 class StateRoute(Record):
@@ -265,7 +262,7 @@ def kubectl_apply(body: Manifest, field_manager: str, reader: LiveReader, where:
             "--server-side",
             "--force-conflicts",
             f"--field-manager={field_manager}",
-            f"--request-timeout={KUBECTL_TIMEOUT}",
+            f"--request-timeout={kubectl_timeout(REQUEST_TIMEOUT)}",
             "-o",
             "json",
             "-f",

@@ -102,15 +102,7 @@ class PulumiStack(CliStack[Result]):
 
     def start_up(self) -> subprocess.Popen[str]:
         """`pulumi up` in the background, in its own session (so a kill of its group takes its plugins)."""
-        return subprocess.Popen(
-            self.argv("up", "--yes", "--skip-preview"),
-            cwd=self.project_dir,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        return start_in_session(self.argv("up", "--yes", "--skip-preview"), self.env, self.project_dir)
 
     def history(self, *flags: str) -> list[dict[str, Any]]:
         """Updates, newest first, secrets shown (tests check what was recorded)."""
@@ -121,6 +113,22 @@ WAITING_FOR_PODS = "Waiting for app ReplicaSet to be available"
 """pulumi-kubernetes' status line while its Deployment await waits for the new ReplicaSet's pods."""
 ROLLOUT_COMPLETE = "Deployment initialization complete"
 """pulumi-kubernetes' status line when its Deployment await concludes that the rollout is done."""
+
+
+def start_in_session(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """A command in the background in a session of its own (a signal to its group reaches its children, as a
+    terminal's Ctrl-C does, and a kill of the group takes them), stdout and stderr together on one pipe, no
+    terminal on stdin."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 class Running:
@@ -136,18 +144,7 @@ class Running:
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], cwd: Path) -> Running:
-        return cls(
-            subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-        )
+        return cls(start_in_session(argv, env, cwd))
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
