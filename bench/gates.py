@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from bench.stacks import REPO, Stack, private_project, project_env
-from canary.ops.kube import LiveReader
-from canary.ops.traffic import Load, Stream, target
+from canary.ops.kube.kubectl import LiveReader
+from canary.ops.verify.traffic import Load, Stream, target
 from devtools.pulumi_cli import unique
 
 APP, HOST = "web", "web.bench.example"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary.ops.kube import RouteWatch
+from canary.ops.kube.kubectl import RouteWatch
 
 # Process roles in a `pulumi` process tree (keys of Run.peak_mib).
 ENGINE = "pulumi"
@@ -195,7 +195,7 @@ def time_until_route(
     timeout: float = 120,
     route_name: str | None = None,
 ) -> RouteTiming:
-    """Time `action` against a watch on the apiserver (canary.ops.kube.RouteWatch): until the route's
+    """Time `action` against a watch on the apiserver (canary.ops.kube.kubectl.RouteWatch): until the route's
     canary weight (a Gateway API weight) reaches `want_canary_weight`, and until `action` returns. The watch
     has listed the current object before the clock starts, so kubectl's own start-up is never counted."""
     with RouteWatch(app, namespace, route_name or app, env=env) as watch:

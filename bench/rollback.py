@@ -11,7 +11,7 @@ Methods, each run as users run it, against one dedicated stack and namespace:
   Kubernetes classes replaced by plain registrations; a proposal, measured before it is made);
 - canary: `canary rollback --yes` (when the installed CLI has it): its fast path, the route the program
   renders at canaryWeight 0 server-side applied first, then recorded by a refreshing, targeted `pulumi up`
-  (canary.ops.rollback);
+  (canary.ops.fast.write);
 - canary-no-fast: `canary rollback --yes --no-fast`, the targeted `pulumi up` alone (the path before the
   fast one);
 - break-glass: bench/experiments/breakglass.py, a prototype of a proposed `canary rollback --now` that

@@ -3,8 +3,8 @@
 Two parts, on releases of the product's own program with gatewayClassName `eg`, a hostname and
 waitForGateway true (the default), each in its own namespace and stack (`bench-*`, `gc-bench-*`):
 
-- propagation: the release at canary 50%, a background `canary.ops.traffic.Stream` of bounded, paced GETs
-  to the Gateway's status address (each request a new connection, each stamped with the time it started),
+- propagation: the release at canary 50%, a background `canary.ops.verify.traffic.Stream` of bounded, paced
+GETs   to the Gateway's status address (each request a new connection, each stamped with the time it started),
   then the rollback to 0 by one method: `kubectl patch` of the route (the article's one-liner, the JSON
   patch of bench/rollback.py), `pulumi up --yes --skip-preview` after `pulumi config set canaryWeight 0`
   (the config set is before the clock: the clock starts with `pulumi up`), or `canary rollback --yes`
@@ -14,7 +14,7 @@ waitForGateway true (the default), each in its own namespace and stack (`bench-*
   difference is the data plane's propagation (Envoy Gateway's translation and xDS push, Envoy's update).
   Methods are interleaved (order rotated per round); the stack goes back to 50% with a real `pulumi up`
   (`--refresh` after kubectl) and Envoy is seen serving both versions again before every run.
-- throughput: requests per second through Envoy with `canary.ops.traffic.send` (same client, same
+- throughput: requests per second through Envoy with `canary.ops.verify.traffic.send` (same client, same
   concurrency, bounded duration), against the rendered route of a release at 50% (header rule + weighted
   split), the same route with every request carrying the canary header (the header rule's one backend: same
   Envoy, same release, no split), the same with mirrorPercent 100 (every request also copied to the
@@ -23,8 +23,8 @@ waitForGateway true (the default), each in its own namespace and stack (`bench-*
   `send` started just before its time limit and had to cut are not counted.
 
 Traffic goes only to a Gateway's status address, after scripts/testbed/netcheck.check_target said it is
-routed into the test bed (and canary.ops.traffic.target checks it again). Every loop is bounded in count and
-time. The pure parts (`switch_of`, `settled`, `derive`, `markdown`) are unit-tested.
+routed into the test bed (and canary.ops.verify.traffic.target checks it again). Every loop is bounded in
+count and time. The pure parts (`switch_of`, `settled`, `derive`, `markdown`) are unit-tested.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from typing import Any
 from bench.measure import load_average, summary, time_until_route
 from bench.rollback import reset, rollback_patch, rotated, run_all
 from bench.stacks import APP, CANARY_IMAGE, REPO, STABLE_IMAGE, Release, Stack, private_project
-from canary.ops import traffic
 from canary.ops.errors import TrafficProblem
-from canary.ops.traffic import Load, Stamped, Stream, TrafficCounter, send
+from canary.ops.verify import traffic
+from canary.ops.verify.traffic import Load, Stamped, Stream, TrafficCounter, send
 from devtools.pulumi_cli import unique
 
 EG_CLASS = "eg"
@@ -144,7 +144,7 @@ def samples_of(stamped: Sequence[Stamped]) -> list[tuple[float, str | None]]:
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank q-quantile (as canary.ops.traffic.Tally), None without values."""
+    """Nearest-rank q-quantile (as canary.ops.verify.traffic.Tally), None without values."""
     counter = TrafficCounter()
     for i, latency in enumerate(values):
         counter.add(traffic.Result(i, 200, None, latency))
@@ -205,7 +205,7 @@ def create_release(workdir: Path, env: dict[str, str], variant: str) -> Release:
 
 def gateway_target(release: Release, timeout: float = 90) -> traffic.Target:
     """The Gateway's status address once Programmed, checked by the test bed's netcheck (twice: here with
-    scripts.testbed.netcheck.check_target, then by canary.ops.traffic.target)."""
+    scripts.testbed.netcheck.check_target, then by canary.ops.verify.traffic.target)."""
     from scripts.testbed.netcheck import check_target
 
     deadline = time.monotonic() + timeout
@@ -323,7 +323,7 @@ def cut_at_limit(result: traffic.Result, timeout: float) -> bool:
 def throughput_run(
     target: traffic.Target, concurrency: int, seconds: float, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """`seconds` of as many requests as `concurrency` threads send (canary.ops.traffic.send, bounded).
+    """`seconds` of as many requests as `concurrency` threads send (canary.ops.verify.traffic.send, bounded).
     rps counts every request answered or failed, not those cut by the time limit (`cut`)."""
     timeout = 5.0
     load = Load(

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from canary.ops.errors import ClusterUnreachable, Refused, TrafficProblem
-from canary.ops.kube import LiveReader
-from canary.ops.verify_flow import VerifyOptions, verify
+from canary.ops.kube.kubectl import LiveReader
+from canary.ops.verify.flow import VerifyOptions, verify
 from canary.weights import format_percent
 from devtools.pulumi_cli import CliStack
 
@@ -107,7 +107,7 @@ SAMPLE = 400
 
 
 def measured_split(outputs: dict[str, Any]) -> str:
-    """What the data plane did with SAMPLE requests (canary.ops.verify_flow, as `canary verify` does): the
+    """What the data plane did with SAMPLE requests (canary.ops.verify.flow, as `canary verify` does): the
     count per track, and whether it fits the live route's split. The local cluster's Envoy is real."""
     try:
         verification = verify(outputs, LiveReader(), VerifyOptions(requests=SAMPLE))

@@ -18,7 +18,7 @@ export PULUMI_DISABLE_REGISTRY_RESOLVE=true
 # from beside the pulumi binary, never from whatever else is on PATH.
 export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true
-# The CLI's remembered YAML parses (canary/ops/yaml_files.py) stay with the checkout's other local state.
+# The CLI's remembered YAML parses (canary/ops/files/yaml_files.py) stay with the checkout's other local state.
 export CANARY_CACHE_DIR="${CANARY_CACHE_DIR:-$_gc_repo/.state/canary-cache}"
 mkdir -p "$_gc_repo/.state/backend" "$PULUMI_HOME"
 unset _gc_repo

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from canary.cli import timeline as timeline_output
 from canary.cli.output import (
     Printer,
     preview_lines,
@@ -21,18 +22,21 @@ from canary.cli.output import (
     verify_json,
     verify_lines,
 )
-from canary.ops import flows, gated, plan, verify_flow
-from canary.ops import history as timeline
-from canary.ops import rollback as fast_rollback
-from canary.ops.analysis.verdict import Outcome, Verdict
+from canary.ops.core import plan
+from canary.ops.core.plan import Change, PreviewReport
+from canary.ops.core.state import RolloutState, StackState
 from canary.ops.errors import Refused, UsageProblem
-from canary.ops.local_backend import FastUnavailable
-from canary.ops.plan import Change, PreviewReport
-from canary.ops.rollback import AlreadyZero, SafeWrite
-from canary.ops.stack import Applied, Release, update_deadline
-from canary.ops.state import RolloutState, StackState
-from canary.ops.traffic import MAX_CONCURRENCY, MAX_REQUESTS
-from canary.ops.verify import check_confidence, parse_header
+from canary.ops.fast import write as fast_rollback
+from canary.ops.fast.write import AlreadyZero, SafeWrite
+from canary.ops.gates import run as gated
+from canary.ops.gates.verdict import Outcome, Verdict
+from canary.ops.pulumi.local_backend import FastUnavailable
+from canary.ops.pulumi.stack import Applied, Release, update_deadline
+from canary.ops.rollout import flows, timeline
+from canary.ops.rollout.status import read_status
+from canary.ops.verify import flow as verify_flow
+from canary.ops.verify.split import check_confidence, parse_header
+from canary.ops.verify.traffic import MAX_CONCURRENCY, MAX_REQUESTS
 from canary.release.settings import ReleaseSettings
 from canary.weights import format_percent
 
@@ -56,7 +60,7 @@ def deadline_of(args: argparse.Namespace, config: ReleaseSettings) -> float:
 
 
 def cmd_status(release: Release, args: argparse.Namespace, printer: Printer) -> int:
-    show_status(release.read(), printer)
+    show_status(read_status(release), printer)
     return EXIT_OK
 
 
@@ -113,7 +117,7 @@ def _run_change(
         on_output=printer.pulumi_line,
         on_error=printer.error_line,
     )
-    after = release.read()
+    after = read_status(release)
     printer.say("")
     printer.say(f"Done in {applied.update_seconds:.1f}s: {change.message}")
     for line in status_lines(after):
@@ -165,7 +169,7 @@ def cmd_analyze(release: Release, args: argparse.Namespace, printer: Printer) ->
 
 
 def cmd_run(release: Release, args: argparse.Namespace, printer: Printer) -> int:
-    """Walk canaryPlan with a metric gate between steps (canary.ops.gated.run)."""
+    """Walk canaryPlan with a metric gate between steps (canary.ops.gates.run.run)."""
     end = gated.run(
         release,
         promote=args.promote,
@@ -207,7 +211,7 @@ def cmd_promote(release: Release, args: argparse.Namespace, printer: Printer) ->
 
 def cmd_rollback(release: Release, args: argparse.Namespace, printer: Printer) -> int:
     """Canary weight 0. Fast (the default): the route the program renders at 0 is written first
-    (canary.ops.rollback, before the stack is even opened when --yes is given), then recorded through
+    (canary.ops.fast.write, before the stack is even opened when --yes is given), then recorded through
     Pulumi. --no-fast, or a stack the fast path cannot read: the targeted `pulumi up` alone."""
     fast = not getattr(args, "no_fast", False)
     written: SafeWrite | AlreadyZero | None = getattr(args, "fast_write", None)
@@ -251,7 +255,7 @@ def _already_zero(printer: Printer) -> int:
 def _record_fast_rollback(
     release: Release, args: argparse.Namespace, printer: Printer, written: SafeWrite, *, announced: bool
 ) -> int:
-    """Say that traffic is safe, then record the rollback through Pulumi (canary.ops.rollback.record)."""
+    """Say that traffic is safe, then record the rollback through Pulumi (canary.ops.fast.write.record)."""
     change = written.change
     route = f"{written.route.namespace}/{written.route.name}"
     if not announced:
@@ -344,17 +348,17 @@ def _rollback_through_pulumi(
 def cmd_history(release: Release, args: argparse.Namespace, printer: Printer) -> int:
     rows = timeline.timeline(release.history(), release.project, release.defaults())
     if rows:
-        printer.say(timeline.render_table(rows))
+        printer.say(timeline_output.render_table(rows))
     else:
         printer.say(f"stack {release.name} has no updates yet")
     if args.plot is not None:
-        timeline.plot(rows, args.plot, f"canary weight, stack {release.name}")
+        timeline_output.plot(rows, args.plot, f"canary weight, stack {release.name}")
         printer.say(f"plot written to {args.plot}")
     printer.result(
         {
             "ok": True,
             "stack": release.name,
-            "rows": [timeline.row_json(row) for row in rows],
+            "rows": [timeline_output.row_json(row) for row in rows],
             "plot": None if args.plot is None else str(args.plot),
         }
     )

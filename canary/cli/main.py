@@ -13,7 +13,7 @@ a catch-all that names the error and how to see its traceback (CANARY_DEBUG=1). 
 printed in full.
 
 This module imports only os, sys, time and types when it loads: `canary rollback --yes` opens its apiserver
-connection (canary.ops.https.EarlyConnection) on main's first line, and its TLS handshake should not wait
+connection (canary.ops.kube.https.EarlyConnection) on main's first line, and its TLS handshake should not wait
 for pathlib, contextlib, typing or argparse (about 4 ms of start-up); those are imported where used.
 """
 
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     quick_values = quick_rollback_values(tokens)
     connection = None
     if quick_values is not None:  # the route first: its connection opens now, argparse after the write
-        from canary.ops.https import REQUEST_TIMEOUT, EarlyConnection
+        from canary.ops.kube.https import REQUEST_TIMEOUT, EarlyConnection
 
         connection = EarlyConnection(None, REQUEST_TIMEOUT)
     import contextlib  # from here on, what the connection need not wait for (module docstring)
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if quick is not None:
             return quick
         from canary.cli.commands import COMMANDS
-        from canary.ops.stack import Release
+        from canary.ops.pulumi.stack import Release
 
         release = Release.open(_cwd(args), getattr(args, "stack", None))
         release.actor = getattr(args, "actor_name", None)
@@ -355,11 +355,12 @@ def _first_steps(args: Args, hold: contextlib.ExitStack, started: float) -> Base
 
 
 def _resolve_actor(args: Args) -> BaseException | None:
-    """For the commands that update (they have --actor): who acts (canary.ops.actor), in `args.actor_name`,
+    """For the commands that update (they have --actor): who acts (canary.ops.team.actor), in
+    `args.actor_name`,
     before anything is written. A bad --actor or CANARY_ACTOR is returned as the UsageProblem to report."""
     if not hasattr(args, "actor"):
         return None
-    from canary.ops.actor import local_actor
+    from canary.ops.team.actor import local_actor
 
     try:
         args.actor_name = local_actor(args.actor, _cwd(args)).name
@@ -369,12 +370,14 @@ def _resolve_actor(args: Args) -> BaseException | None:
 
 
 def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
-    """For the commands that update: take the CLI's stack lock (canary.ops.lock) before anything is read, into
+    """For the commands that update: take the CLI's stack lock (canary.ops.team.lock) before anything is
+    read, into
     `hold` (released when main returns). Held by another command: the Refused to report, naming who."""
     if not hasattr(args, "actor_name"):
         return None
-    from canary.ops import lock, yaml_files
-    from canary.ops.local_backend import FastUnavailable, stack_name_of
+    from canary.ops.files import yaml_files
+    from canary.ops.pulumi.local_backend import FastUnavailable, stack_name_of
+    from canary.ops.team import lock
 
     cwd = _cwd(args)
     if not (cwd / "Pulumi.yaml").is_file():
@@ -416,13 +419,13 @@ def _release(hold: contextlib.ExitStack, err: TextIO) -> None:
 
 def _read_quickly(args: Args, printer: Printer) -> int | None:
     """`canary status` of a stack in a local backend, from its files and the apiserver directly
-    (canary.ops.status.read_local; no `pulumi` process once the stack is named); None when only the
+    (canary.ops.rollout.status.read_local; no `pulumi` process once the stack is named); None when only the
     Automation API can read it, or with --no-fast."""
     if args.command != "status" or args.no_fast:
         return None
     from canary.cli.output import show_status
-    from canary.ops.local_backend import FastUnavailable
-    from canary.ops.status import read_local
+    from canary.ops.pulumi.local_backend import FastUnavailable
+    from canary.ops.rollout.status import read_local
 
     try:
         state = read_local(_cwd(args), getattr(args, "stack", None))
@@ -434,13 +437,13 @@ def _read_quickly(args: Args, printer: Printer) -> int | None:
 
 def _write_first(args: Args, started: float) -> BaseException | None:
     """`canary rollback --yes` (fast): make traffic safe before anything else is imported or opened
-    (canary.ops.rollback.make_safe), leaving the result in `args.fast_write` for the command to record.
+    (canary.ops.fast.write.make_safe), leaving the result in `args.fast_write` for the command to record.
     What it raises is returned, for the one error boundary in `main` to report; a stack the fast path cannot
     read leaves `args.fast_unavailable` and the command takes the `pulumi up` path."""
     if args.command != "rollback" or args.no_fast or not getattr(args, "yes", False):
         return None
-    from canary.ops import rollback
-    from canary.ops.local_backend import FastUnavailable
+    from canary.ops.fast import write as rollback
+    from canary.ops.pulumi.local_backend import FastUnavailable
 
     try:
         cwd = _cwd(args)

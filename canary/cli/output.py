@@ -10,15 +10,15 @@ import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO
 
-from canary.ops.actor import split_actor
-from canary.ops.history import format_duration, format_time, updated_by
-from canary.ops.plan import PreviewReport
-from canary.ops.state import RolloutState
-from canary.ops.verify import verdict_json
+from canary.cli.timeline import format_duration
+from canary.ops.core.history import format_time, split_actor, updated_by
+from canary.ops.core.plan import PreviewReport
+from canary.ops.core.state import RolloutState
+from canary.ops.verify.split import verdict_json
 from canary.weights import format_percent, show_percent
 
 if TYPE_CHECKING:
-    from canary.ops.verify_flow import Verification
+    from canary.ops.verify.flow import Verification
 
 
 class Printer:

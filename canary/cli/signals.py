@@ -2,8 +2,8 @@
 
 - SIGTERM (`kill PID`, a cancelled CI job, a stopped container) raises canary.ops.errors.Terminated, a
   KeyboardInterrupt, so it ends a command as Ctrl-C does: a running update gets one interrupt and ends
-  consistent (canary.ops.deadline), the stack lock is released, and the command says what it leaves (a fast
-  rollback: traffic safe, how to finish the record). Python's default would die at once: the lock stays
+  consistent (canary.ops.pulumi.deadline), the stack lock is released, and the command says what it leaves (a
+  fast rollback: traffic safe, how to finish the record). Python's default would die at once: the lock stays
   behind and the update, in a session of its own, loses its output pipe mid-way.
 - SIGINT, when the command started with it ignored (a shell's background job: `canary step ... &` in a
   script), stays ignored by the command but through a handler that does nothing. exec resets a handled

@@ -32,4 +32,5 @@ class TrafficProblem(Refused):
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (`kill PID`, a cancelled CI job, a stopped container). A KeyboardInterrupt, so that
     every place that handles Ctrl-C handles it the same way: a running Pulumi update is interrupted once
-    (canary.ops.deadline) and the command says what it leaves behind; the CLI then exits 143, not 130."""
+    (canary.ops.pulumi.deadline) and the command says what it leaves behind; the CLI then exits 143, not
+    130."""

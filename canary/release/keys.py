@@ -35,7 +35,7 @@ RELEASE_KEYS: tuple[str, ...] = (
 )
 """The config keys of the release: CanaryReleaseArgs' fields camel-cased, in Pulumi.yaml's order."""
 OPS_KEYS: tuple[str, ...] = ("canaryPlan", "analysis")
-"""Keys Pulumi.yaml declares for the operations side (canary.ops.settings): the program accepts them in
+"""Keys Pulumi.yaml declares for the operations side (canary.ops.core.settings): the program accepts them in
 stack config and leaves them alone, so a misspelling is still caught but the release never depends on them."""
 SECRET_KEYS = frozenset({"tlsCert", "tlsKey"})
 """Keys whose values no error message repeats (they are meant to be secrets)."""

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
-from canary.ops.kube import LiveReader
-from canary.ops.kube import Watch as KubeWatch
+from canary.ops.kube.kubectl import LiveReader
+from canary.ops.kube.kubectl import Watch as KubeWatch
 from canary.route_state import route_state
 from devtools.pulumi_cli import REPO as REPO
 from devtools.pulumi_cli import CliStack, private_project, unique
@@ -341,7 +341,8 @@ def release_stack(env: dict[str, str], where: Path, prefix: str, config: dict[st
 
 
 class Watch:
-    """Records every watch event of one resource kind in a namespace (canary.ops.kube.Watch with events).
+    """Records every watch event of one resource kind in a namespace (canary.ops.kube.kubectl.Watch with
+    events).
 
     Events are ordered by the objects' resourceVersion, which a single etcd hands out from one increasing
     revision counter; the API calls it opaque, and these tests use it only as an ordering witness on the

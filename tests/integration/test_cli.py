@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
-from canary.ops.actor import split_actor
+from canary.ops.core.history import split_actor
 from canary.route_state import route_state, split_rule_index
 from tests.integration.harness import (
     CANARY,
@@ -55,7 +55,8 @@ def last_update(stack: PulumiStack) -> dict[str, Any]:
 
 
 def message_of(update: dict[str, Any]) -> str:
-    """An update's message without the actor trailer every update of the CLI carries (canary.ops.actor)."""
+    """An update's message without the actor trailer every update of the CLI carries
+    (canary.ops.team.actor)."""
     message, actor = split_actor(update["message"])
     assert actor, f"no actor recorded in {update['message']!r}"
     return message

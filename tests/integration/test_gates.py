@@ -43,8 +43,8 @@ from typing import Any
 import pytest
 
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
-from canary.ops.actor import split_actor
-from canary.ops.traffic import Load, Stream, Target, send
+from canary.ops.core.history import split_actor
+from canary.ops.verify.traffic import Load, Stream, Target, send
 from canary.route_state import route_state
 from tests.integration.conftest import NOT_RUN
 from tests.integration.harness import REPO, Kube, PulumiStack, Result, canary, release_stack, wait_for
@@ -61,7 +61,7 @@ RATE = 40.0
 """Requests per second of the background load (8 per second reach a canary at 20%: 80 in a 10 s window)."""
 LOAD_SECONDS = 480
 """The background load's time limit: longer than any class's tests on a loaded machine (each stops it), and
-RATE * LOAD_SECONDS within canary.ops.traffic.MAX_REQUESTS."""
+RATE * LOAD_SECONDS within canary.ops.verify.traffic.MAX_REQUESTS."""
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,8 @@ def gated_stack(
 
 
 def messages(stack: PulumiStack) -> list[str]:
-    """Update messages, oldest first, without the actor trailer the CLI's updates carry (canary.ops.actor)."""
+    """Update messages, oldest first, without the actor trailer the CLI's updates carry
+    (canary.ops.team.actor)."""
     return [split_actor(str(entry.get("message", "")))[0] for entry in reversed(stack.history())]
 
 

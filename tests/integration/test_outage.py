@@ -1,7 +1,8 @@
 """The apiserver stops in the middle of an update: the update fails cleanly, and once the apiserver is back
 the next `pulumi up` converges with no manual state surgery.
 
-What really happens (seen on this cluster, explained in canary/ops/deadline.py): the Kubernetes provider fills
+What really happens (seen on this cluster, explained in canary/ops/pulumi/deadline.py): the Kubernetes
+provider fills
 its watch caches before a readiness wait starts its clock, so when the apiserver dies at that moment
 `pulumi up` waits for it forever and rolloutTimeout never fires. One interrupt ends it cleanly. The tests
 show both ways users get that interrupt: `canary promote` (like step and rollback) sends it by itself at

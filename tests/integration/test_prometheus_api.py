@@ -1,4 +1,4 @@
-"""canary.ops.analysis.prometheus against a real Prometheus (the pinned Debian package) on loopback: what
+"""canary.ops.gates.prometheus against a real Prometheus (the pinned Debian package) on loopback: what
 each kind of answer of /api/v1/query becomes. Its own private server (a temporary directory, a free port,
 scraping only itself), stopped and removed after the module; no cluster needed."""
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from canary.ops.analysis.prometheus import Empty, Failure, Prometheus, Value
+from canary.ops.gates.prometheus import Empty, Failure, Prometheus, Value
 from tests.integration.conftest import NOT_RUN
 
 

@@ -1,4 +1,4 @@
-"""The built-in checks' PromQL (canary.ops.analysis.queries), evaluated by the real Prometheus engine with
+"""The built-in checks' PromQL (canary.ops.gates.queries), evaluated by the real Prometheus engine with
 `promtool test rules` on synthetic series shaped like podinfo's http_request_duration_seconds.
 
 No cluster: promtool (Debian's prometheus package, scripts/ensure-prometheus.sh) is the only tool needed.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from canary.ops.analysis import queries
+from canary.ops.gates import queries
 from tests.integration.conftest import NOT_RUN
 
 CANARY = queries.Selector("shop", "web", "canary")

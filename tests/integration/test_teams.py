@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from canary.ops.actor import CI_VARIABLES, split_actor
+from canary.ops.core.history import split_actor
+from canary.ops.team.actor import CI_VARIABLES
 from canary.route_state import route_state
 from tests.integration.harness import (
     CANARY,
@@ -57,7 +58,7 @@ def pulumi_locks(postgres: Postgres) -> str:
 
 
 def without_ci(env: dict[str, str]) -> dict[str, str]:
-    """`env` with no CI system Pulumi (or canary.ops.actor) would detect, and no CANARY_ACTOR."""
+    """`env` with no CI system Pulumi (or canary.ops.team.actor) would detect, and no CANARY_ACTOR."""
     return {k: v for k, v in env.items() if k not in CI_VARIABLES and k != "CANARY_ACTOR"}
 
 

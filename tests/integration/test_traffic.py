@@ -4,8 +4,8 @@ A release of the repo's own program with gatewayClassName `eg` goes through real
 at its default, true); Envoy Gateway programs a real Envoy for its Gateway and the data-plane supervisor runs
 one real podinfo per Ready pod (scripts/testbed). Requests go only to the Gateway's status address, port 80,
 with the route's hostname as Host, after the test bed's netcheck has confirmed the address is routed into the
-bed (`canary.ops.traffic.target`); the mirror test also reads the canary pod's podinfo `/metrics`, on the
-pod's own address in the bed, after the same check.
+bed (`canary.ops.verify.traffic.target`); the mirror test also reads the canary pod's podinfo `/metrics`, on
+the pod's own address in the bed, after the same check.
 
 - `TestSplit`: one release walked through canaryWeight 0, 5, 25, 50, 100, 0.5, 0 and then a mirror. At each
   weight N requests land within the exact 99.9% binomial interval of `canary_interval`, with N large enough
@@ -48,10 +48,10 @@ from typing import Any
 import pytest
 
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
-from canary.ops import traffic
 from canary.ops.errors import TrafficProblem
-from canary.ops.traffic import Load, Stamped, Stream, Tally, Target, TrafficCounter, send, target
-from canary.ops.verify import Verdict, canary_interval, intent_of, judge, versions_by_track
+from canary.ops.verify import traffic
+from canary.ops.verify.split import Verdict, canary_interval, intent_of, judge, versions_by_track
+from canary.ops.verify.traffic import Load, Stamped, Stream, Tally, Target, TrafficCounter, send, target
 from canary.route_state import route_state
 from scripts.testbed.netcheck import check_target
 from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_stack, wait_for

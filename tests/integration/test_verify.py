@@ -1,6 +1,6 @@
 """`canary verify` on the real traffic bed: the console command, a release of class `eg` (Envoy Gateway and a
 real Envoy), podinfo answering for the pods. Requests go to the Gateway's status address only after the test
-bed's netcheck vouched for it (canary.ops.traffic); nothing here passes --allow-any-target.
+bed's netcheck vouched for it (canary.ops.verify.traffic); nothing here passes --allow-any-target.
 
 One stack, in order: 25% passes; the header reaches the canary on every request; a route patched by hand fails
 (the live split is not the stack's); back to the stack's split; 0% sends nothing to the canary; 0.5% over
@@ -19,8 +19,8 @@ import pytest
 
 from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
 from canary.ops.errors import TrafficProblem
-from canary.ops.traffic import Load, TrafficCounter, send, target
-from canary.ops.verify import gateway_address
+from canary.ops.verify.split import gateway_address
+from canary.ops.verify.traffic import Load, TrafficCounter, send, target
 from canary.route_state import split_rule_index
 from tests.integration.harness import Kube, PulumiStack, Result, release_stack, wait_for
 from tests.integration.test_traffic_bed import bed  # noqa: F401  (the fixture: the data plane is up)

@@ -46,8 +46,8 @@ def _collect_expected_failures() -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_canary_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The session's own cache of remembered YAML parses and renderings (canary.ops.remembered), never the
-    user's. Set once for the session: a per-test monkeypatch here changes when Pulumi mocks' futures are
+    """The session's own cache of remembered YAML parses and renderings (canary.ops.files.remembered), never
+    the user's. Set once for the session: a per-test monkeypatch here changes when Pulumi mocks' futures are
     collected, and asyncio then reports their expected errors as never retrieved."""
     before = os.environ.get("CANARY_CACHE_DIR")
     os.environ["CANARY_CACHE_DIR"] = str(tmp_path_factory.mktemp("canary-cache"))

@@ -1,4 +1,5 @@
-"""canary.ops.actor: who acts, in which order it is looked for, and the `[by NAME]` trailer round trip."""
+"""canary.ops.team.actor: who acts, in which order it is looked for, and the `[by NAME]` trailer round
+trip."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canary.cli.main import main
-from canary.ops.actor import (
+from canary.ops.core.history import split_actor, with_actor
+from canary.ops.errors import UsageProblem
+from canary.ops.team.actor import (
     CI,
     CI_VARIABLES,
     ENVIRONMENT,
@@ -22,10 +25,7 @@ from canary.ops.actor import (
     ci_identity,
     clean_name,
     resolve_actor,
-    split_actor,
-    with_actor,
 )
-from canary.ops.errors import UsageProblem
 
 
 def never() -> str:
@@ -166,7 +166,7 @@ def test_git_user_name_is_what_git_says_in_that_folder(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from canary.ops.actor import git_user_name
+    from canary.ops.team.actor import git_user_name
 
     if shutil.which("git") is None:
         pytest.fail("git is not installed")
@@ -177,7 +177,7 @@ def test_git_user_name_is_what_git_says_in_that_folder(tmp_path: Path) -> None:
 
 
 def test_no_git_is_no_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from canary.ops.actor import git_user_name
+    from canary.ops.team.actor import git_user_name
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no git there
     assert git_user_name(tmp_path) is None
@@ -187,7 +187,7 @@ def test_a_git_that_does_not_answer_is_given_up_on() -> None:
     import os
     import time
 
-    from canary.ops.actor import _read_until
+    from canary.ops.team.actor import _read_until
 
     read_end, write_end = os.pipe()
     try:

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from canary.ops.analysis.config import CustomCheck
-from canary.ops.settings import parse_ops_settings
+from canary.ops.core.analysis import CustomCheck
+from canary.ops.core.settings import parse_ops_settings
 from canary.release.component import CanaryRelease
 from canary.release.validate import ConfigError
 from tests.unit.conftest import PulumiMocks

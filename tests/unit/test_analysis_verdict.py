@@ -1,15 +1,15 @@
-"""Verdicts (canary.ops.analysis.verdict), reading Prometheus answers, the run policy: pure, no server."""
+"""Verdicts (canary.ops.gates.verdict), reading Prometheus answers, the run policy: pure, no server."""
 
 import json
 from dataclasses import replace
 
 import pytest
 
-from canary.ops.analysis.config import CustomCheck
-from canary.ops.analysis.gate import Decision, RunPolicy, window_for
-from canary.ops.analysis.prometheus import Empty, Failure, Value, interpret
-from canary.ops.analysis.verdict import Figures, Outcome, judge
-from canary.ops.settings import parse_ops_settings
+from canary.ops.core.analysis import CustomCheck
+from canary.ops.core.settings import parse_ops_settings
+from canary.ops.gates.gate import Decision, RunPolicy, window_for
+from canary.ops.gates.prometheus import Empty, Failure, Value, interpret
+from canary.ops.gates.verdict import Figures, Outcome, judge
 from tests.unit.helpers import project_defaults
 
 SETTINGS = parse_ops_settings(project_defaults()).analysis  # minRequests 50, success >= 99 / drop 1, p99

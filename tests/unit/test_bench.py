@@ -12,7 +12,7 @@ from bench.__main__ import derive, markdown, parse_args
 from bench.measure import ENGINE, LANGUAGE_HOST, PROGRAM, role, summary
 from bench.program import parse_importtime, top_packages
 from bench.rollback import rollback_patch, rotated
-from canary.ops.kube import json_stream
+from canary.ops.kube.kubectl import json_stream
 
 
 def test_roles_from_command_lines() -> None:

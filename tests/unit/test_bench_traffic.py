@@ -1,5 +1,6 @@
 """bench/traffic.py's pure parts (when a stamped stream says Envoy switched, the figures, the tables), and the
-background Stream of canary.ops.traffic against a real server on 127.0.0.1 (nothing else is dialled)."""
+background Stream of canary.ops.verify.traffic against a real server on 127.0.0.1 (nothing else is
+dialled)."""
 
 import time
 from typing import Any
@@ -8,9 +9,9 @@ import pytest
 
 from bench import traffic as bt
 from bench.__main__ import derive, markdown, parse_args
-from canary.ops import traffic
 from canary.ops.errors import TrafficProblem
-from canary.ops.traffic import Load, Stream
+from canary.ops.verify import traffic
+from canary.ops.verify.traffic import Load, Stream
 from tests.unit.podinfo_server import Podinfo, podinfo
 
 OLD, NEW = "1.1.0", "1.0.0"

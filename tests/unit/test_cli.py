@@ -15,10 +15,10 @@ import pytest
 
 from canary.cli import commands, output
 from canary.cli import main as cli
+from canary.ops.core.history import HistoryEntry
+from canary.ops.core.state import Deployed, Replicas, RolloutState, StackState
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, UsageProblem
-from canary.ops.history import HistoryEntry
-from canary.ops.stack import Release
-from canary.ops.state import Deployed, Replicas, RolloutState, StackState
+from canary.ops.pulumi.stack import Release
 from canary.release.validate import ConfigError
 from canary.route_state import RouteState
 from tests.unit.helpers import release_settings

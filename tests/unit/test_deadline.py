@@ -1,4 +1,5 @@
-"""canary.ops.deadline against real child processes that act like `pulumi up` on SIGINT (or refuse to)."""
+"""canary.ops.pulumi.deadline against real child processes that act like `pulumi up` on SIGINT (or refuse
+to)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from pulumi import automation as auto
 
 from canary.cli.main import positive_seconds
-from canary.ops.deadline import DeadlineExceeded, Stop, StoppedEarly, run_with_deadline
-from canary.ops.stack import deadline_advice, update_deadline
+from canary.ops.pulumi.deadline import DeadlineExceeded, Stop, StoppedEarly, run_with_deadline
+from canary.ops.pulumi.stack import deadline_advice, update_deadline
 from tests.unit.helpers import release_settings
 
 # A stand-in for the Pulumi CLI: prints, then waits; on SIGINT it says so and exits 1 as Pulumi does after

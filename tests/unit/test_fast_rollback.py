@@ -1,4 +1,4 @@
-"""The fast rollback's pure parts (canary.ops.rollback): config and state read as the engine has them, the
+"""The fast rollback's pure parts (canary.ops.fast.write): config and state read as the engine has them, the
 live route checked against the program's rendering, the apply body, the lock; and the CLI wiring (the
 route written before the stack is opened, the `pulumi up` path when the fast one cannot be used)."""
 
@@ -18,9 +18,11 @@ import pytest
 import yaml
 
 from canary.cli import main as cli
-from canary.ops import https, local_backend, rollback
 from canary.ops.errors import Refused
-from canary.ops.stack import Release
+from canary.ops.fast import write as rollback
+from canary.ops.kube import https
+from canary.ops.pulumi import local_backend
+from canary.ops.pulumi.stack import Release
 from canary.release.keys import config_string
 from canary.release.routing import route_manifest
 from canary.route_state import split_rule_index
@@ -231,11 +233,11 @@ def test_the_exit_codes_are_the_commands_own() -> None:
 def test_the_fast_path_imports_no_pulumi_before_the_write() -> None:
     """What `canary rollback --yes` imports up to the route's write (the CLI, the fast path and the modules
     make_safe imports inside: the program's validation and rendering) and what `canary status` imports
-    on its quick path (canary.ops.status, the printer): not one module of the Pulumi SDK (`import pulumi`
-    alone costs about 0.5 s)."""
+    on its quick path (canary.ops.rollout.status, the printer): not one module of the Pulumi SDK (`import
+    pulumi` alone costs about 0.5 s)."""
     code = (
-        "import sys, canary.cli.main, canary.cli.output, canary.ops.status, canary.ops.rollback, "
-        "canary.ops.plan, canary.ops.state, "
+        "import sys, canary.cli.main, canary.cli.output, canary.ops.rollout.status, canary.ops.fast.write, "
+        "canary.ops.core.plan, canary.ops.core.state, "
         "canary.release.keys, canary.release.routing, canary.release.validate, canary.route_state; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'grpc', 'google')))"
     )
@@ -329,9 +331,9 @@ HEAVY = (
     "subprocess",
     "tempfile",
     "typing",
-    "canary.ops.plan",
-    "canary.ops.state",
-    "canary.ops.history",
+    "canary.ops.core.plan",
+    "canary.ops.core.state",
+    "canary.ops.core.history",
 )
 
 
@@ -341,8 +343,9 @@ def test_the_fast_path_up_to_the_write_imports_neither_the_program_nor_heavy_mod
     dataclasses (with inspect), or the program's validation, rendering and plan (each a few ms of a time
     budget of about 20 ms over `kubectl patch`; README Performance)."""
     code = (
-        "import sys, canary.cli.main, canary.ops.rollback, canary.ops.actor, canary.ops.lock, "
-        "canary.ops.local_backend, canary.ops.apiserver, canary.ops.remembered, canary.ops.yaml_files; "
+        "import sys, canary.cli.main, canary.ops.fast.write, canary.ops.team.actor, canary.ops.team.lock, "
+        "canary.ops.pulumi.local_backend, canary.ops.kube.direct, canary.ops.files.remembered, "
+        "canary.ops.files.yaml_files; "
         "print(sorted(m for m in sys.modules if m in HEAVY or m.startswith(('canary.release.', 'yaml'))))"
     ).replace("HEAVY", repr(HEAVY))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -357,7 +360,7 @@ def test_what_loads_before_the_connection_opens_is_what_the_connection_needs() -
     decimal or argparse: `canary rollback --yes` starts its connection's thread right after them, and
     each of those (2-4 ms together) would hold the TLS handshake back (README Performance)."""
     code = (
-        "import sys, canary.cli.main, canary.ops.https; "
+        "import sys, canary.cli.main, canary.ops.kube.https; "
         f"print(sorted(m for m in sys.modules if m in {BEFORE_THE_CONNECTION!r}))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""canary.ops.gated.run's loop with a scripted series of verdicts: what it steps, records and rolls back.
+"""canary.ops.gates.run.run's loop with a scripted series of verdicts: what it steps, records and rolls back.
 
 Stand-ins for the stack and Prometheus (unit tests only; tests/integration/test_gates.py runs it for real)."""
 
@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from canary.ops import flows, gated
-from canary.ops.analysis.prometheus import Empty, Prometheus, Value
-from canary.ops.analysis.verdict import Figures, Verdict, judge
+from canary.ops.core.plan import Change
+from canary.ops.core.settings import parse_ops_settings
 from canary.ops.errors import Refused
-from canary.ops.flows import Planned
-from canary.ops.plan import Change
-from canary.ops.settings import parse_ops_settings
+from canary.ops.gates import run as gated
+from canary.ops.gates.prometheus import Empty, Prometheus, Value
+from canary.ops.gates.verdict import Figures, Verdict, judge
+from canary.ops.rollout import flows
+from canary.ops.rollout.flows import Planned
 from tests.unit.helpers import project_defaults
 
 OPS = parse_ops_settings(project_defaults())

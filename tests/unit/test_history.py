@@ -1,4 +1,5 @@
-"""canary.ops.history: stack history entries -> rollout timeline rows, table and plot."""
+"""Stack history entries (canary.ops.core.history) -> rollout timeline rows (canary.ops.rollout.timeline), and
+their table, JSON and plot (canary.cli.timeline)."""
 
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -7,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from canary.cli.timeline import TABLE_HEADER, format_duration, render_table, row_json
+from canary.ops.core.history import HistoryEntry, updated_by
 from canary.ops.errors import UsageProblem
-from canary.ops.history import (
-    TABLE_HEADER,
-    HistoryEntry,
-    format_duration,
-    render_table,
-    row_json,
-    timeline,
-    updated_by,
-    weight_series,
-)
+from canary.ops.rollout.timeline import timeline, weight_series
 from tests.unit.helpers import PROJECT, REPO, project_defaults
 
 V1, V2 = "registry.example/web:1.0.0", "registry.example/web:1.1.0"
@@ -177,7 +171,7 @@ def test_weight_series_has_a_point_per_successful_update_at_its_end() -> None:
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    from canary.ops.history import plot
+    from canary.cli.timeline import plot
 
     rows = rows_of(
         entry(0, "5", canaryImage=V2, canaryWeight="5"),
@@ -192,7 +186,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from canary.ops.history import plot
+    from canary.cli.timeline import plot
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)

@@ -1,5 +1,5 @@
-"""canary.ops.https: which kubeconfigs the direct client reads (and which it leaves to kubectl), its requests
-and responses, the connection opened early, and what it imports."""
+"""canary.ops.kube.https: which kubeconfigs the direct client reads (and which it leaves to kubectl), its
+requests and responses, the connection opened early, and what it imports."""
 
 import base64
 import io
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from canary.ops.apiserver import object_path
-from canary.ops.https import (
+from canary.ops.kube.direct import object_path
+from canary.ops.kube.https import (
     ApiClient,
     Credentials,
     Unsupported,
@@ -158,8 +158,8 @@ def test_a_connection_opened_early_that_fails_is_reported_once_by_the_first_requ
 def test_the_early_connection_reads_the_kubeconfig_kubectl_would_use(tmp_path: Path) -> None:
     import yaml
 
-    from canary.ops.apiserver import DirectReader, reader_over
-    from canary.ops.https import EarlyConnection
+    from canary.ops.kube.direct import DirectReader, reader_over
+    from canary.ops.kube.https import EarlyConnection
 
     doc = kubeconfig(
         {"token": "t"}, {"server": f"https://127.0.0.1:{_closed_port()}", "insecure-skip-tls-verify": True}
@@ -179,7 +179,7 @@ def test_closing_an_early_connection_does_not_wait_for_one_being_opened(tmp_path
 
     import yaml
 
-    from canary.ops.https import EarlyConnection
+    from canary.ops.kube.https import EarlyConnection
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -235,7 +235,7 @@ def test_an_inline_client_certificate_is_loaded_and_leaves_no_file(
     import ssl
     import tempfile
 
-    from canary.ops.https import load_client_certificate
+    from canary.ops.kube.https import load_client_certificate
 
     cert, key = _self_signed(tmp_path / "made")
     scratch = tmp_path / "scratch"
@@ -267,7 +267,7 @@ def test_an_inline_client_certificate_is_loaded_and_leaves_no_file(
 
 CONNECT_AND_LIST = """
 import socket, ssl, sys, threading
-from canary.ops.https import ApiClient, Credentials
+from canary.ops.kube.https import ApiClient, Credentials
 
 cert_file, key_file = sys.argv[1], sys.argv[2]
 server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -338,7 +338,7 @@ def test_a_connection_with_inline_credentials_presents_them_without_tempfile_or_
 def test_a_server_address_is_read_as_urlsplit_reads_it(server: str) -> None:
     from urllib.parse import urlsplit
 
-    from canary.ops.https import server_address
+    from canary.ops.kube.https import server_address
 
     parts = urlsplit(server)
     assert server_address(server) == (parts.hostname, parts.port or 443, parts.path.rstrip("/"))
@@ -362,7 +362,7 @@ def test_a_server_address_is_read_as_urlsplit_reads_it(server: str) -> None:
     ],
 )
 def test_other_server_addresses_are_unsupported(server: str) -> None:
-    from canary.ops.https import server_address
+    from canary.ops.kube.https import server_address
 
     with pytest.raises(Unsupported, match="is not https://host"):
         server_address(server)
@@ -371,7 +371,7 @@ def test_other_server_addresses_are_unsupported(server: str) -> None:
 def test_a_query_string_is_what_urlencode_writes() -> None:
     from urllib.parse import parse_qsl, urlencode
 
-    from canary.ops.https import query_string
+    from canary.ops.kube.https import query_string
 
     params = {"fieldManager": "pulumi-kubernetes-1a2b_c.d~e", "force": "true"}
     assert query_string(params) == urlencode(params)

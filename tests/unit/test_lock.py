@@ -1,5 +1,5 @@
-"""canary.ops.lock: which lock a backend gets, the file lock's exclusion and takeover, the refusal message.
-(The PostgreSQL row lock runs against a real server in tests/integration/test_teams.py.)"""
+"""canary.ops.team.lock: which lock a backend gets, the file lock's exclusion and takeover, the refusal
+message. (The PostgreSQL row lock runs against a real server in tests/integration/test_teams.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from canary.ops.errors import Refused
-from canary.ops.lock import (
+from canary.ops.team.lock import (
     FileLock,
     Holder,
     PostgresLock,

@@ -1,4 +1,4 @@
-"""canary.ops.settings: operations-only keys (canaryPlan) are validated by the CLI, not the program."""
+"""canary.ops.core.settings: operations-only keys (canaryPlan) are validated by the CLI, not the program."""
 
 import runpy
 from decimal import Decimal
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from canary.ops.settings import parse_ops_settings
+from canary.ops.core.settings import parse_ops_settings
 from canary.release.component import CanaryRelease
 from canary.release.validate import ConfigError
 from tests.unit.conftest import PulumiMocks

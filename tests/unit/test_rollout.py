@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 
 from canary.gateway_api import ROUTE_TYPE
-from canary.ops.deadline import Stop
-from canary.ops.errors import PulumiFailed, Refused
-from canary.ops.flows import Planned, RefusalJudge, apply_change, rollback
-from canary.ops.history import HistoryEntry
-from canary.ops.kube import json_stream
-from canary.ops.plan import (
+from canary.ops.core.history import HistoryEntry
+from canary.ops.core.plan import (
     PreviewReport,
     check_last_update,
     next_percent,
@@ -30,8 +26,7 @@ from canary.ops.plan import (
     step_message,
     traffic_summary,
 )
-from canary.ops.stack import op_counts, project_defaults
-from canary.ops.state import (
+from canary.ops.core.state import (
     STACK_TYPE,
     Deployed,
     StackState,
@@ -41,6 +36,11 @@ from canary.ops.state import (
     read_state,
     replicas_of,
 )
+from canary.ops.errors import PulumiFailed, Refused
+from canary.ops.kube.kubectl import json_stream
+from canary.ops.pulumi.deadline import Stop
+from canary.ops.pulumi.stack import op_counts, project_defaults
+from canary.ops.rollout.flows import Planned, RefusalJudge, apply_change, rollback
 from canary.release.render import render
 from canary.route_state import RouteState, route_state
 from canary.weights import show_percent, split_weights
@@ -414,9 +414,11 @@ def test_project_defaults_are_pulumi_yamls_in_the_engines_form() -> None:
 
 
 class RecordingRelease:
-    """Stands in for rollout.Release in apply_change: records config writes, previews and updates."""
+    """Stands in for canary.ops.pulumi.stack.Release in the flows: records config writes, previews and
+    updates."""
 
     name = "dev"
+    local = None  # not a local backend: nothing for the rollback's rendering to remember
 
     def __init__(self, preview_error: Exception | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []

@@ -1,5 +1,5 @@
 """A change planned from one state is not run on another: apply_change reads the last update again just
-before `pulumi up` and refuses (config put back) when it moved (canary.ops.flows.changed_since)."""
+before `pulumi up` and refuses (config put back) when it moved (canary.ops.rollout.flows.changed_since)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from canary.ops.core.history import HistoryEntry
+from canary.ops.core.plan import plan_step
 from canary.ops.errors import Refused
-from canary.ops.flows import Planned, apply_change, changed_since, plan_change
-from canary.ops.history import HistoryEntry
-from canary.ops.plan import plan_step
+from canary.ops.rollout.flows import Planned, apply_change, changed_since, plan_change
 from tests.unit.test_rollout import PLAN, V2, RecordingRelease, change, config, deployed
 
 T0 = datetime(2026, 1, 2, 10, 0, 0, tzinfo=UTC)

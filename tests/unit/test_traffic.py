@@ -1,4 +1,5 @@
-"""canary.ops.traffic against a real HTTP server on 127.0.0.1 (tests/unit/podinfo_server.py): bounded load,
+"""canary.ops.verify.traffic against a real HTTP server on 127.0.0.1 (tests/unit/podinfo_server.py): bounded
+load,
 per-request results, the tally, and the network-safety guard. Nothing here sends to any other address."""
 
 import socket
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from canary.ops import traffic
 from canary.ops.errors import TrafficProblem
-from canary.ops.traffic import Load, Result, TrafficCounter, send, target, version_of
+from canary.ops.verify import traffic
+from canary.ops.verify.traffic import Load, Result, TrafficCounter, send, target, version_of
 from tests.unit.podinfo_server import Podinfo, podinfo
 
 

@@ -1,4 +1,4 @@
-"""canary.ops.verify: the exact binomial interval, the route's intent, the verdict (pure)."""
+"""canary.ops.verify.split: the exact binomial interval, the route's intent, the verdict (pure)."""
 
 import math
 import random
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from canary.names import Track
-from canary.ops.verify import (
+from canary.ops.verify.split import (
     Intent,
     Interval,
     Verdict,

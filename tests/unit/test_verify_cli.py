@@ -11,7 +11,7 @@ import pytest
 
 from canary.cli import main as cli
 from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
-from canary.ops.stack import Release
+from canary.ops.pulumi.stack import Release
 from tests.unit.podinfo_server import Podinfo, podinfo
 
 STABLE, CANARY = "ghcr.io/stefanprodan/podinfo:6.7.0", "ghcr.io/stefanprodan/podinfo:6.7.1"

@@ -1,4 +1,4 @@
-"""canary.ops.yaml_files: a YAML file's parse is remembered for its exact text, and only then."""
+"""canary.ops.files.yaml_files: a YAML file's parse is remembered for its exact text, and only then."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.ops import remembered, yaml_files
+from canary.ops.files import remembered, yaml_files
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""Adapter to this machine's files: small documents the CLI remembers between runs, and YAML parses."""

@@ -1,0 +1,78 @@
+"""The cluster reader of the commands timed in milliseconds: canary.ops.kube.kubectl's LiveReader, its routes
+and Deployments read over this process's own HTTPS connection (canary.ops.kube.https) instead of a `kubectl`
+process each, and kubectl for the kubeconfigs only kubectl understands."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE
+from canary.ops.errors import ClusterUnreachable
+from canary.ops.kube.https import ApiClient, EarlyConnection, Unsupported
+from canary.ops.kube.kubectl import LiveReader
+
+TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Manifest = dict[str, Any]
+
+
+def object_path(api_version: str, plural: str, namespace: str, name: str) -> str:
+    """The REST path of a namespaced object (`group/version`, or `v1` for the core API)."""
+    prefix = "/apis" if "/" in api_version else "/api"
+    return f"{prefix}/{api_version}/namespaces/{namespace}/{plural}/{name}"
+
+
+RESOURCE_PATHS = {
+    ROUTE_RESOURCE: (API_VERSION, ROUTE_PLURAL),
+    "deployment": ("apps/v1", "deployments"),
+}
+"""The kinds the direct reader serves (LiveReader's kind names -> API group/version and plural)."""
+
+
+class DirectReader(LiveReader):
+    """A LiveReader that asks the apiserver over its own HTTPS connection; other kinds go to kubectl."""
+
+    def __init__(self, client: ApiClient, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.client = client
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
+        if kind not in RESOURCE_PATHS or namespace is None:
+            return super().get(kind, name, namespace)
+        try:
+            return self.client.get(object_path(*RESOURCE_PATHS[kind], namespace, name))
+        except ClusterUnreachable as err:
+            raise ClusterUnreachable(
+                f"cannot read {kind} {namespace}/{name} from the apiserver ({err}); nothing was changed"
+            ) from err
+
+
+def live_reader(env: Mapping[str, str] | None, timeout: float) -> LiveReader:
+    """The fastest reader of the cluster kubectl would talk to in `env` (None: this process's), connecting
+    at its first request."""
+    environ = dict(os.environ if env is None else env)
+    return _direct_or_kubectl(lambda: ApiClient.from_env(environ, timeout), environ, timeout)
+
+
+def reader_over(connection: EarlyConnection) -> LiveReader:
+    """The reader over a connection opened early. What else failed opening it is raised."""
+    return _direct_or_kubectl(connection.client, connection.environ, connection.timeout)
+
+
+def _direct_or_kubectl(
+    client: Callable[[], ApiClient], environ: dict[str, str], timeout: float
+) -> LiveReader:
+    """Direct HTTPS over `client()`, else kubectl (with the same timeout) when the kubeconfig is one only
+    kubectl understands (Unsupported)."""
+    try:
+        return DirectReader(client(), environ)
+    except Unsupported:
+        return LiveReader(environ, request_timeout=kubectl_timeout(timeout))
+
+
+def kubectl_timeout(seconds: float) -> str:
+    """Seconds as kubectl's --request-timeout (for kubeconfigs the direct client does not support)."""
+    return f"{seconds:.0f}s"

@@ -1,0 +1,176 @@
+"""`canary verify` end to end: the target and the intent from the stack and the live objects, the load, the
+verdict (canary.ops.verify.split judges, canary.ops.verify.traffic sends).
+
+The intent is the LIVE route's: the question is whether the data plane does what the route object says, so
+the counts are held against the live weights. A live route that differs from the stack's split (patched by
+hand) fails the run too, whatever the counts: traffic then follows a split nobody declared. The route is read
+again after the load; if it changed meanwhile the run does not pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from pulumi import automation as auto
+
+from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
+from canary.names import Track
+from canary.ops.core.state import output_percent
+from canary.ops.errors import PulumiFailed, Refused, TrafficProblem
+from canary.ops.verify.split import (
+    CONFIDENCE,
+    VERSION_FIELD,
+    Intent,
+    Verdict,
+    gateway_address,
+    intent_of,
+    judge,
+    versions_by_track,
+)
+from canary.ops.verify.traffic import Load, Run, Tally, Target, TrafficCounter, send, target
+from canary.route_state import RouteState, route_state
+from canary.weights import show_percent
+
+Manifest = dict[str, Any]
+
+
+class Getter(Protocol):
+    """What verify needs of the apiserver: canary.ops.kube.kubectl.LiveReader.get."""
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None: ...
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """The command's options, already validated by the parser."""
+
+    requests: int
+    url: str | None = None
+    host: str | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    version_field: str = VERSION_FIELD
+    confidence: Decimal = CONFIDENCE
+    concurrency: int = 8
+    timeout: float = 5.0
+    time_limit: float = 120.0
+    allow_any_target: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One `canary verify`: where it sent, what the route intended, what came back, the verdict."""
+
+    target: Target
+    host: str | None
+    route_where: str
+    route: RouteState
+    versions: dict[str, Track]
+    intent: Intent
+    run: Run
+    tally: Tally
+    verdict: Verdict
+
+
+def stack_outputs(stack: auto.Stack) -> dict[str, Any]:
+    """The stack's outputs (secrets as their values), by name."""
+    try:
+        return {name: output.value for name, output in stack.outputs().items()}
+    except auto.CommandError as err:
+        raise PulumiFailed("pulumi stack output", str(err)) from err
+
+
+def gateway_url(live: Getter, route: Manifest, namespace: str, gateway_name: str) -> str:
+    """http://<the Gateway's status.addresses[0].value>[:port]/version, for the Gateway the stack outputs
+    name (in the namespace the route's parentRef gives, else the release's)."""
+    parents = (route.get("spec") or {}).get("parentRefs") or [{}]
+    where = str(parents[0].get("namespace") or namespace)
+    gateway = live.get(GATEWAY_RESOURCE, gateway_name, where)
+    if gateway is None:
+        raise Refused(f"Gateway {where}/{gateway_name} not found: pass --url")
+    try:
+        address, port = gateway_address(gateway)
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}{'' if port == 80 else f':{port}'}/version"
+
+
+def route_host(route: Manifest) -> str | None:
+    """The Host header a client needs: the route's first hostname (None when the route matches any host)."""
+    hostnames = (route.get("spec") or {}).get("hostnames") or []
+    if not hostnames:
+        return None
+    first = str(hostnames[0])
+    if first.startswith("*"):
+        raise Refused(f"the route's first hostname {first!r} is a wildcard: pass --host with a concrete name")
+    return first
+
+
+def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> Verification:
+    """Read the target and the intent, send the load, judge it. Raises Refused / TrafficProblem when there
+    is nothing to verify or the target is unsafe or silent."""
+    if "phase" not in outputs:
+        raise Refused("the stack has no outputs (never deployed): run `pulumi up` first")
+    namespace, app = str(outputs["namespace"]), str(outputs["routeName"])
+    try:
+        versions = versions_by_track(
+            str(outputs.get("stableImage", "")), str(outputs.get("canaryImage") or "")
+        )
+    except ValueError as err:
+        raise Refused(str(err)) from None
+    where = f"{namespace}/{app}"
+    manifest = live.get(ROUTE_RESOURCE, app, namespace)
+    if manifest is None:
+        raise Refused(f"live route {where} not found")
+    before = route_state(manifest, app)
+    url = options.url or gateway_url(live, manifest, namespace, str(outputs.get("gatewayName", "")))
+    host = options.host or route_host(manifest)
+    intent = intent_of(before, options.headers)
+    aim = target(url, allow_any_target=options.allow_any_target)
+    load = Load(
+        aim,
+        options.requests,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        time_limit=options.time_limit,
+        headers=dict(options.headers),
+        host=host,
+        version_field=options.version_field,
+    )
+    run = send(load)
+    tally = TrafficCounter().extend(run.results).tally()
+    if tally.ok and not tally.by_version:
+        raise TrafficProblem(
+            f"none of the {tally.ok} answers from {aim.url} named a version in a JSON field "
+            f"{options.version_field!r}: the app must report its version there (podinfo's /version does), "
+            "or pass --version-field"
+        )
+    verdict = judge(
+        tally.by_version,
+        versions,
+        intent,
+        sent=len(run.results),
+        wanted=load.requests,
+        failures=tally.failures,
+        without_version=tally.without_version,
+        confidence=options.confidence,
+    )
+    declared = outputs.get("canaryWeight")
+    if declared is not None and output_percent(declared) != before.canary_percent:
+        reason = (
+            f"the live route sends {show_percent(before.canary_percent)} to canary, the stack says "
+            f"{show_percent(output_percent(declared))}: edited outside Pulumi (`canary status` shows the "
+            "drift, `pulumi up --refresh` restores the stack's split)"
+        )
+        verdict = dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
+    after_manifest = live.get(ROUTE_RESOURCE, app, namespace)
+    after = None if after_manifest is None else route_state(after_manifest, app)
+    if after is None or after.generation != before.generation:
+        changed = "was deleted" if after is None else f"generation {before.generation} -> {after.generation}"
+        reason = f"the live route changed during the run ({changed}): measured against a moving target"
+        verdict = dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
+    return Verification(aim, host, where, before, versions, intent, run, tally, verdict)
