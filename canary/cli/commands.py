@@ -24,15 +24,13 @@ from canary.cli.output import (
 )
 from canary.ops.core import plan
 from canary.ops.core.plan import Change, PreviewReport
-from canary.ops.core.state import RolloutState, StackState
-from canary.ops.errors import Refused, UsageProblem
-from canary.ops.fast import write as fast_rollback
-from canary.ops.fast.write import AlreadyZero, SafeWrite
+from canary.ops.core.state import RolloutState
+from canary.ops.errors import UsageProblem
+from canary.ops.fast.write import SafeWrite
 from canary.ops.gates import run as gated
 from canary.ops.gates.verdict import Outcome, Verdict
-from canary.ops.pulumi.local_backend import FastUnavailable
 from canary.ops.pulumi.stack import Applied, Release, update_deadline
-from canary.ops.rollout import flows, timeline
+from canary.ops.rollout import flows, rollback, timeline
 from canary.ops.rollout.status import read_status
 from canary.ops.verify import flow as verify_flow
 from canary.ops.verify.split import check_confidence, parse_header
@@ -210,139 +208,92 @@ def cmd_promote(release: Release, args: argparse.Namespace, printer: Printer) ->
 
 
 def cmd_rollback(release: Release, args: argparse.Namespace, printer: Printer) -> int:
-    """Canary weight 0. Fast (the default): the route the program renders at 0 is written first
-    (canary.ops.fast.write, before the stack is even opened when --yes is given), then recorded through
-    Pulumi. --no-fast, or a stack the fast path cannot read: the targeted `pulumi up` alone."""
-    fast = not getattr(args, "no_fast", False)
-    written: SafeWrite | AlreadyZero | None = getattr(args, "fast_write", None)
-    unavailable: str | None = getattr(args, "fast_unavailable", None)
-    if written is None:
-        config = release.config()
-        state = release.stack_state()
-        deployed = state.deployed
-        live = None
-        if deployed is not None:
-            live = release.live.route(deployed.app_name, deployed.namespace, deployed.route_name)
-        change = plan.plan_rollback(release.name, config, deployed, live)
-        if change is None:
-            return _already_zero(printer)
-        printer.say(f"rollback: {change.message} (route only, canary pods stay warm)")
-        if not ask(args, printer, f"Roll back now ({change.message!r})?"):
-            raise Refused("not confirmed: nothing changed")
-        if fast and unavailable is None:
-            try:
-                written = fast_rollback.make_safe(release.cwd, release.name)
-            except FastUnavailable as why:
-                unavailable = str(why)
-        if written is None:
-            if fast:
-                printer.say(f"fast path not available ({unavailable}): rolling back through `pulumi up`")
-            return _rollback_through_pulumi(release, args, printer, config, state, change)
-        announced = True
-    else:
-        announced = False
-    if isinstance(written, AlreadyZero):
-        return _already_zero(printer)
-    return _record_fast_rollback(release, args, printer, written, announced=announced)
-
-
-def _already_zero(printer: Printer) -> int:
-    printer.say("canary already at 0% (stack, config and live route): nothing to roll back")
-    printer.result({"ok": True, "action": "rollback", "message": None, "alreadyAtZero": True})
-    return EXIT_OK
-
-
-def _record_fast_rollback(
-    release: Release, args: argparse.Namespace, printer: Printer, written: SafeWrite, *, announced: bool
-) -> int:
-    """Say that traffic is safe, then record the rollback through Pulumi (canary.ops.fast.write.record)."""
-    change = written.change
-    route = f"{written.route.namespace}/{written.route.name}"
-    if not announced:
-        printer.say(f"rollback: {change.message} (route only, canary pods stay warm)")
-    printer.say(
-        f"Traffic safe: live route {route} at canary 0% {written.safe_seconds:.2f}s after the rollback "
-        f"started (server-side apply as {written.route.field_manager}, generation "
-        f"{written.generation_before} -> {written.generation}); recording it through Pulumi"
-    )
-    try:
-        update_seconds = fast_rollback.record(
-            release,
-            written,
-            deadline=deadline_of(args, release.config()),
-            on_output=printer.pulumi_line,
-            on_error=printer.error_line,
-        )
-    except KeyboardInterrupt:
-        printer.error_line(
-            f"canary: traffic is safe (live route {route} at canary 0%), but recording the rollback was "
-            f"interrupted: once the interrupted update has ended, run `pulumi config set canaryWeight 0 "
-            f"--stack {written.stack} && pulumi up --stack {written.stack}`"
-        )
-        raise
-    printer.say("")
-    printer.say(
-        f"Rolled back: live route at canary 0% {written.safe_seconds:.2f}s after the rollback started; "
-        f"recorded in stack history by pulumi up in {update_seconds:.1f}s ({change.message!r})"
-    )
-    printer.result(
-        {
-            "ok": True,
-            "action": "rollback",
-            "fast": True,
-            "message": change.message,
-            "fromPercent": format_percent(change.from_percent),
-            "toPercent": "0",
-            "updateSeconds": round(update_seconds, 3),
-            "liveZeroSeconds": round(written.safe_seconds, 3),
-            "generation": written.generation,
-        }
-    )
-    return EXIT_OK
-
-
-def _rollback_through_pulumi(
-    release: Release,
-    args: argparse.Namespace,
-    printer: Printer,
-    config: ReleaseSettings,
-    state: StackState,
-    change: Change,
-) -> int:
-    """Today's rollback (--no-fast): canaryWeight 0 and a targeted `pulumi up` of the route."""
-    timing = flows.rollback(
+    """Canary weight 0 (canary.ops.rollout.rollback.roll_back decides how); this prints what it did. With
+    --yes the fast write already ran before the stack was opened (canary.cli.main)."""
+    report = RollbackPrinter(printer)
+    done = rollback.roll_back(
         release,
-        change,
-        state,
-        deadline=deadline_of(args, config),
+        report=report,
+        fast=not getattr(args, "no_fast", False),
+        early=getattr(args, "fast_write", None),
+        early_not_fast=getattr(args, "fast_unavailable", None),
+        confirm=lambda change: ask(args, printer, f"Roll back now ({change.message!r})?"),
+        deadline=getattr(args, "deadline", None),
         on_output=printer.pulumi_line,
         on_error=printer.error_line,
     )
+    if done.change is None:
+        printer.say("canary already at 0% (stack, config and live route): nothing to roll back")
+        printer.result({"ok": True, "action": "rollback", "message": None, "alreadyAtZero": True})
+        return EXIT_OK
+    change = done.change
     printer.say("")
-    if timing.live_zero_seconds is None:
+    seen = done.live_zero_seconds
+    if done.written is not None:
         printer.say(
-            f"Update done in {timing.update_seconds:.1f}s, but the live route was not seen at canary 0%: "
+            f"Rolled back: live route at canary 0% {done.written.safe_seconds:.2f}s after the rollback "
+            f"started; recorded in stack history by pulumi up in {done.update_seconds:.1f}s "
+            f"({change.message!r})"
+        )
+    elif seen is None:
+        printer.say(
+            f"Update done in {done.update_seconds:.1f}s, but the live route was not seen at canary 0%: "
             "check `canary status`"
         )
     else:
         printer.say(
-            f"Rolled back: live route at canary 0% {timing.live_zero_seconds:.1f}s after the rollback "
-            f"started (pulumi up took {timing.update_seconds:.1f}s)"
+            f"Rolled back: live route at canary 0% {seen:.1f}s after the rollback started (pulumi up took "
+            f"{done.update_seconds:.1f}s)"
         )
-    seen = timing.live_zero_seconds
-    printer.result(
-        {
-            "ok": seen is not None,
-            "action": "rollback",
-            "fast": False,
-            "message": change.message,
-            "fromPercent": format_percent(change.from_percent),
-            "toPercent": "0",
-            "updateSeconds": round(timing.update_seconds, 3),
-            "liveZeroSeconds": None if seen is None else round(seen, 3),
-        }
-    )
-    return EXIT_OK if timing.live_zero_seconds is not None else EXIT_REFUSED
+    result: dict[str, Any] = {
+        "ok": seen is not None,
+        "action": "rollback",
+        "fast": done.written is not None,
+        "message": change.message,
+        "fromPercent": format_percent(change.from_percent),
+        "toPercent": "0",
+        "updateSeconds": None if done.update_seconds is None else round(done.update_seconds, 3),
+        "liveZeroSeconds": None if seen is None else round(seen, 3),
+    }
+    if done.written is not None:
+        result["generation"] = done.written.generation
+    printer.result(result)
+    return EXIT_OK if seen is not None else EXIT_REFUSED
+
+
+class RollbackPrinter:
+    """Prints what canary.ops.rollout.rollback.roll_back reports, when it reports it."""
+
+    def __init__(self, printer: Printer) -> None:
+        self.printer = printer
+        self.announced = False
+
+    def planned(self, change: Change) -> None:
+        self.printer.say(f"rollback: {change.message} (route only, canary pods stay warm)")
+        self.announced = True
+
+    def not_fast(self, why: str) -> None:
+        self.printer.say(f"fast path not available ({why}): rolling back through `pulumi up`")
+
+    def safe(self, written: SafeWrite) -> None:
+        if not self.announced:
+            self.planned(written.change)
+        self.printer.say(
+            f"Traffic safe: live route {route_of(written)} at canary 0% {written.safe_seconds:.2f}s after "
+            f"the rollback started (server-side apply as {written.route.field_manager}, generation "
+            f"{written.generation_before} -> {written.generation}); recording it through Pulumi"
+        )
+
+    def record_interrupted(self, written: SafeWrite) -> None:
+        self.printer.error_line(
+            f"canary: traffic is safe (live route {route_of(written)} at canary 0%), but recording the "
+            f"rollback was interrupted: once the interrupted update has ended, run `pulumi config set "
+            f"canaryWeight 0 --stack {written.stack} && pulumi up --stack {written.stack}`"
+        )
+
+
+def route_of(written: SafeWrite) -> str:
+    return f"{written.route.namespace}/{written.route.name}"
 
 
 def cmd_history(release: Release, args: argparse.Namespace, printer: Printer) -> int:

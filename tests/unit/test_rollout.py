@@ -40,7 +40,8 @@ from canary.ops.errors import PulumiFailed, Refused
 from canary.ops.kube.kubectl import json_stream
 from canary.ops.pulumi.deadline import Stop
 from canary.ops.pulumi.stack import op_counts, project_defaults
-from canary.ops.rollout.flows import Planned, RefusalJudge, apply_change, rollback
+from canary.ops.rollout.flows import Planned, RefusalJudge, apply_change
+from canary.ops.rollout.rollback import through_pulumi as rollback
 from canary.release.render import render
 from canary.route_state import RouteState, route_state
 from canary.weights import show_percent, split_weights

@@ -8,8 +8,9 @@
    `pulumi.com/patchForce` makes the provider do. The next `pulumi up` then finds nothing to change on it:
    the same fields, the same values, the same owner. The apply carries the resourceVersion that was checked,
    so a route changed after the check is refused by the apiserver, never overwritten unseen.
-2. `record`: config canaryWeight 0 and a refreshing `pulumi up --target <route URN>` with the rollback's
-   message, so stack config, state and history end as after `pulumi config set canaryWeight 0 && pulumi up`.
+2. Then canary.ops.rollout.rollback.record: config canaryWeight 0 and a refreshing `pulumi up --target
+   <route URN>` with the rollback's message, so stack config, state and history end as after `pulumi
+   config set canaryWeight 0 && pulumi up`. This module imports nothing of rollout/ (tests/unit/test_layout).
 
 Refused with nothing written: a stack locked by a running update (it was started with the old weight and
 would put traffic back on the canary when it writes the route; stop it first), a live route that is not the
@@ -37,7 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE, ROUTE_TYPE
-from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused
+from canary.ops.errors import ClusterUnreachable, Refused
 from canary.ops.kube.direct import DirectReader, kubectl_timeout, object_path, reader_over
 from canary.ops.kube.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
 from canary.ops.kube.kubectl import LiveReader
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from canary.ops.core.plan import Change
-    from canary.ops.pulumi.stack import OnOutput, Release
 
     Manifest = dict[str, Any]
 
@@ -504,47 +504,3 @@ def make_safe(
         started=started,
         safe=safe,
     )
-
-
-# --- the record -------------------------------------------------------------------------------------------
-
-
-def record(
-    release: Release,
-    written: SafeWrite,
-    *,
-    deadline: float | None = None,
-    on_output: OnOutput | None = None,
-    on_error: OnOutput | None = None,
-) -> float:
-    """Config canaryWeight 0, then a refreshing update of the route alone with the rollback's message; its
-    duration. A failure says that traffic is safe and what to run (raises PulumiFailed)."""
-    where = f"{written.route.namespace}/{written.route.name}"
-    safe = f"Traffic is safe: the live route {where} sends 0% to the canary (written directly)."
-    try:
-        release.set_config(written.change.updates)
-        remember_rendering(release.local) if release.local is not None else None
-    except (PulumiFailed, OSError) as err:
-        detail = err.detail if isinstance(err, PulumiFailed) else str(err)
-        raise PulumiFailed(
-            "recording the rollback",
-            f"{safe} Setting config canaryWeight 0 failed, so the stack still says otherwise: run "
-            f"`pulumi config set canaryWeight 0 --stack {written.stack} && pulumi up --stack "
-            f"{written.stack}`.\n{detail}",
-        ) from err
-    try:
-        return release.up(
-            written.change.message,
-            target=[written.route.urn],
-            refresh=True,
-            deadline=deadline,
-            on_output=on_output,
-            on_error=on_error,
-        )
-    except PulumiFailed as err:
-        raise PulumiFailed(
-            "recording the rollback (pulumi up)",
-            f"{safe} Config canaryWeight is 0, but the update that records it failed: run `pulumi up "
-            f"--stack {written.stack}` (it finds the route already at 0 and converges).\n{err.detail}",
-            streamed=err.streamed,
-        ) from err

@@ -21,15 +21,15 @@ from decimal import Decimal
 
 from canary.ops.core import plan
 from canary.ops.core.analysis import AnalysisSettings
+from canary.ops.core.plan import Change
 from canary.ops.core.state import Deployed
 from canary.ops.errors import Refused
-from canary.ops.fast import write as fast_rollback
+from canary.ops.fast.write import SafeWrite
 from canary.ops.gates.gate import Decision, RunPolicy, analyze
 from canary.ops.gates.prometheus import Prometheus
 from canary.ops.gates.verdict import Outcome, Verdict
-from canary.ops.pulumi.local_backend import FastUnavailable
 from canary.ops.pulumi.stack import OnOutput, Release
-from canary.ops.rollout import flows
+from canary.ops.rollout import flows, rollback
 from canary.weights import format_percent
 
 Say = Callable[[str], None]
@@ -99,35 +99,42 @@ def step_change(release: Release, note: str | None) -> flows.Planned:
 def roll_back(
     release: Release, note: str, *, deadline: float, on_output: OnOutput, on_error: OnOutput, say: Say
 ) -> float | None:
-    """Canary to 0% now: the fast path (route written, then recorded), else the targeted `pulumi up`; the
-    rollback's message carries the failing verdict. Returns seconds until the live route read 0%."""
-    started = time.monotonic()
-    try:
-        written = fast_rollback.make_safe(release.cwd, release.name, started=started)
-    except FastUnavailable as why:
-        say(f"fast rollback not available ({why}): rolling back through `pulumi up`")
-        state = release.stack_state()
-        live = None
-        if state.deployed is not None:
-            d = state.deployed
-            live = release.live.route(d.app_name, d.namespace, d.route_name)
-        change = plan.plan_rollback(release.name, release.config(), state.deployed, live)
-        if change is None:
-            return 0.0
-        change = plan.with_note(change, note)
-        timing = flows.rollback(
-            release, change, state, deadline=deadline, on_output=on_output, on_error=on_error
-        )
-        return timing.live_zero_seconds
-    if isinstance(written, fast_rollback.AlreadyZero):
-        return 0.0
-    say(
-        f"traffic safe: live route at canary 0% {written.safe_seconds:.2f}s after the rollback started; "
-        "recording it"
+    """Canary to 0% now (canary.ops.rollout.rollback.roll_back decides how), its message carrying the
+    failing verdict. Returns seconds until the live route read 0%."""
+    done = rollback.roll_back(
+        release,
+        report=RunRollbackReport(say),
+        note=note,
+        deadline=deadline,
+        on_output=on_output,
+        on_error=on_error,
     )
-    written = written._replace(change=plan.with_note(written.change, note))
-    fast_rollback.record(release, written, deadline=deadline, on_output=on_output, on_error=on_error)
-    return written.safe_seconds
+    return 0.0 if done.change is None else done.live_zero_seconds
+
+
+class RunRollbackReport:
+    """What `canary run` says while its rollback runs (canary.ops.rollout.rollback.RollbackReport)."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+
+    def planned(self, change: Change) -> None:
+        """`canary run` said why it rolls back already."""
+
+    def not_fast(self, why: str) -> None:
+        self.say(f"fast rollback not available ({why}): rolling back through `pulumi up`")
+
+    def safe(self, written: SafeWrite) -> None:
+        self.say(
+            f"traffic safe: live route at canary 0% {written.safe_seconds:.2f}s after the rollback started; "
+            "recording it"
+        )
+
+    def record_interrupted(self, written: SafeWrite) -> None:
+        self.say(
+            "traffic is safe, but recording the rollback was interrupted: run `pulumi config set "
+            f"canaryWeight 0 --stack {written.stack} && pulumi up --stack {written.stack}`"
+        )
 
 
 def run(

@@ -79,16 +79,6 @@ class Applied:
     update_seconds: float
 
 
-@dataclass(frozen=True)
-class RollbackTiming:
-    """How long a rollback took, from the moment it started acting (after any confirmation)."""
-
-    update_seconds: float
-    """Until `pulumi up` returned."""
-    live_zero_seconds: float | None
-    """Until the live route was first seen sending 0% to canary (None: not seen within the timeout)."""
-
-
 class Release:
     """One stack of this project, through the Automation API (LocalWorkspace on the project directory)."""
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canary.ops.core.history import HistoryEntry
-from canary.ops.core.plan import Change, PreviewReport, require_deployed, with_note
-from canary.ops.core.state import Deployed, StackState
+from canary.ops.core.plan import Change, PreviewReport, with_note
+from canary.ops.core.state import Deployed
 from canary.ops.errors import Refused
 from canary.ops.fast.write import remember_rendering
 from canary.ops.kube.kubectl import RouteWatch
 from canary.ops.pulumi.deadline import Stop
-from canary.ops.pulumi.stack import Applied, ConfigSnapshot, OnOutput, Release, RollbackTiming
+from canary.ops.pulumi.stack import Applied, ConfigSnapshot, OnOutput, Release
 from canary.release.settings import ReleaseSettings
 from canary.route_state import refusal_of
 
 if TYPE_CHECKING:
-    from canary.ops.kube.kubectl import ZeroWatch
+    pass
 
 Confirm = Callable[[PreviewReport], bool]
 
@@ -141,47 +140,3 @@ def refusal_guard(deployed: Deployed | None, stop: Stop) -> Iterator[None]:
         return
     with RouteWatch(deployed.app_name, deployed.namespace, deployed.route_name, on_item=RefusalJudge(stop)):
         yield
-
-
-def rollback(
-    release: Release,
-    change: Change,
-    state: StackState,
-    *,
-    deadline: float | None = None,
-    on_output: OnOutput | None = None,
-    on_error: OnOutput | None = None,
-    settle_timeout: float = 30.0,
-    watch_route: Callable[[str, str, str], ZeroWatch] = RouteWatch,
-) -> RollbackTiming:
-    """canaryWeight 0, then a targeted update of the HTTPRoute only: no preview, no other resource, the
-    canary pods stay warm. The live route is watched from before the update starts, so the time it first
-    reads 0% is measured, not assumed.
-
-    When the stack already says 0 but the live route does not (edited by hand), the update refreshes the
-    route first, so Pulumi sees the difference and writes the route back. `watch_route` starts the watch
-    (app, namespace, route name); tests pass a stand-in.
-    """
-    deployed = require_deployed(state.deployed, release.name)
-    if state.route_urn is None:
-        raise Refused(f"no HTTPRoute in the state of stack {release.name}: run `pulumi up` first")
-    set_config(release, change.updates)
-    started = time.monotonic()
-    stop = Stop()
-    with watch_route(deployed.app_name, deployed.namespace, deployed.route_name) as watch:
-        watch.on_item = RefusalJudge(stop)
-        update_seconds = release.up(
-            change.message,
-            target=[state.route_urn],
-            refresh=change.from_percent == 0,
-            deadline=deadline,
-            stop=stop,
-            on_output=on_output,
-            on_error=on_error,
-        )
-        seen = watch.wait_for_zero(timeout=settle_timeout)
-    if seen is None:
-        live = release.live.route(deployed.app_name, deployed.namespace, deployed.route_name)
-        if live is not None and live.canary_percent == 0:
-            seen = time.monotonic()
-    return RollbackTiming(update_seconds, None if seen is None else max(0.0, seen - started))
