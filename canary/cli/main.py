@@ -1,4 +1,5 @@
-"""The `canary` command: argument parsing and the one error boundary; the commands are in canary.cli.commands.
+"""The `canary` command: argument parsing and the one error boundary; the steps before argparse are in
+canary.cli.entry, the commands in canary.cli.commands.
 
     canary status | step [--gate] | rollback | promote [--actor NAME] | history [--plot FILE]
            | preview [--markdown]
@@ -12,9 +13,10 @@ never a traceback: `main` maps each kind of failure to one (as pip's base comman
 a catch-all that names the error and how to see its traceback (CANARY_DEBUG=1). Errors from Pulumi are
 printed in full.
 
-This module imports only os, sys, time and types when it loads: `canary rollback --yes` opens its apiserver
-connection (canary.ops.kube.https.EarlyConnection) on main's first line, and its TLS handshake should not wait
-for pathlib, contextlib, typing or argparse (about 4 ms of start-up); those are imported where used.
+This module (with canary.cli.entry) imports only os, sys, time and types when it loads: `canary rollback
+--yes` opens its apiserver connection (canary.ops.kube.https.EarlyConnection) on main's first line, and its
+TLS handshake should not wait for pathlib, contextlib, typing or argparse (about 4 ms of start-up); those
+are imported where used.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ import sys
 import time
 from types import SimpleNamespace
 
+from canary.cli.entry import cwd_of, first_steps, quick_rollback_values, release_lock, rollback_namespace
 from canary.ops.errors import ClusterUnreachable, PulumiFailed, Refused, Terminated, UsageProblem
 
 TYPE_CHECKING = False  # not typing's: this module imports only what `canary rollback --yes` needs (main)
 if TYPE_CHECKING:
     import argparse
-    import contextlib
     from collections.abc import Sequence
-    from pathlib import Path
     from typing import Any, TextIO
 
     from canary.cli.output import Printer
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_REFUSED = 0, 1
 """The codes canary.cli.commands returns (not imported from there: `canary rollback` writes the route before
-the Automation API is imported, see _write_first)."""
+the Automation API is imported, see canary.cli.entry)."""
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 3, 130, 143
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "build_parser", "main"]
 
@@ -201,58 +202,6 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-QUICK_FLAGS = {"--yes": "yes", "-y": "yes", "--json": "json"}
-QUICK_OPTIONS = {"--stack": "stack", "-s": "stack", "--cwd": "cwd", "--actor": "actor"}
-
-
-def quick_rollback_args(tokens: Sequence[str]) -> SimpleNamespace | None:
-    """`canary rollback --yes` with at most --stack, --cwd, --actor and --json (before or after the
-    subcommand, each once), as the namespace argparse would give, read without argparse: its import and
-    parser cost the fast path about 4 ms before the route is written. None for anything else (an
-    abbreviation, `-s=NAME`, --deadline, --no-fast, a repeat), which argparse parses as usual;
-    tests/unit/test_cli_quick_args.py holds the two to the same answers."""
-    values = quick_rollback_values(tokens)
-    return None if values is None else rollback_namespace(values)
-
-
-def quick_rollback_values(tokens: Sequence[str]) -> dict[str, Any] | None:
-    """quick_rollback_args's options as given (strings and flags), before anything is imported to make
-    them a namespace (pathlib): main opens the connection in between."""
-    values: dict[str, Any] = {}
-    command = False
-    rest = iter(tokens)
-    for token in rest:
-        if token == "rollback" and not command:
-            command = True
-            continue
-        if token in QUICK_FLAGS:
-            name, flag = QUICK_FLAGS[token], True
-        else:
-            option, equals, text = token.partition("=")
-            if option not in QUICK_OPTIONS or (equals and not option.startswith("--")):
-                return None
-            name = QUICK_OPTIONS[option]
-            if not equals:
-                text = next(rest, "")
-            if not text or text.startswith("-"):
-                return None
-        if name in values:
-            return None
-        values[name] = flag if token in QUICK_FLAGS else text
-    if not command or not values.get("yes"):
-        return None
-    return values
-
-
-def rollback_namespace(values: dict[str, Any]) -> SimpleNamespace:
-    """The namespace argparse gives `canary rollback` for quick_rollback_values's `values`."""
-    from pathlib import Path
-
-    if "cwd" in values:
-        values = {**values, "cwd": Path(values["cwd"])}
-    return SimpleNamespace(command="rollback", deadline=None, no_fast=False, **{"actor": None, **values})
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command; whatever happens, return an exit code and leave a message, never a traceback."""
     started = time.monotonic()
@@ -273,7 +222,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         fast_args = rollback_namespace(quick_values)
         fast_args.connection = connection
         try:
-            early = _first_steps(fast_args, hold, started)
+            early = first_steps(fast_args, hold, started)
         finally:
             connection.close()
             del fast_args.connection
@@ -281,10 +230,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             args = build_parser().parse_args(tokens)
     except SystemExit as exit_:
-        _release(hold, err)
+        release_lock(hold, err)
         return int(exit_.code or 0)
     if fast_args is None:
-        early = _first_steps(args, hold, started)
+        early = first_steps(args, hold, started)
     else:
         vars(args).update(vars(fast_args))
 
@@ -311,7 +260,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         from canary.cli.commands import COMMANDS
         from canary.ops.pulumi.stack import Release
 
-        release = Release.open(_cwd(args), getattr(args, "stack", None))
+        release = Release.open(cwd_of(args), getattr(args, "stack", None))
         release.actor = getattr(args, "actor_name", None)
         return COMMANDS[args.command](release, args, printer)
     except UsageProblem as problem:
@@ -345,76 +294,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     finally:
         if restore_signals is not None:
             restore_signals()
-        _release(hold, err)
-
-
-def _first_steps(args: Args, hold: contextlib.ExitStack, started: float) -> BaseException | None:
-    """Before anything is read: who acts, the stack lock, and for `rollback --yes` the route written; the
-    first problem, for main's boundary to report."""
-    return _resolve_actor(args) or _hold_stack(args, hold) or _write_first(args, started)
-
-
-def _resolve_actor(args: Args) -> BaseException | None:
-    """For the commands that update (they have --actor): who acts (canary.ops.team.actor), in
-    `args.actor_name`,
-    before anything is written. A bad --actor or CANARY_ACTOR is returned as the UsageProblem to report."""
-    if not hasattr(args, "actor"):
-        return None
-    from canary.ops.team.actor import local_actor
-
-    try:
-        args.actor_name = local_actor(args.actor, _cwd(args)).name
-    except UsageProblem as problem:
-        return problem
-    return None
-
-
-def _hold_stack(args: Args, hold: contextlib.ExitStack) -> BaseException | None:
-    """For the commands that update: take the CLI's stack lock (canary.ops.team.lock) before anything is
-    read, into
-    `hold` (released when main returns). Held by another command: the Refused to report, naming who."""
-    if not hasattr(args, "actor_name"):
-        return None
-    from canary.ops.files import yaml_files
-    from canary.ops.pulumi.local_backend import FastUnavailable, stack_name_of
-    from canary.ops.team import lock
-
-    cwd = _cwd(args)
-    if not (cwd / "Pulumi.yaml").is_file():
-        return None  # Release.open reports it
-    try:
-        stack = stack_name_of(cwd, getattr(args, "stack", None), None)
-    except FastUnavailable as why:
-        return UsageProblem(f"{why}: pass --stack or run `pulumi stack select`")
-    except OSError:
-        return None  # no `pulumi` to name the stack: nothing can run, and Release.open reports it
-    except BaseException as problem:  # reported by main's boundary
-        return problem
-    try:
-        project = str(yaml_files.load(cwd / "Pulumi.yaml")["name"])
-        stack_lock = lock.lock_for(lock.backend_url(cwd, os.environ), project, stack)
-        hold.enter_context(lock.held(stack_lock, stack, lock.new_holder(args.actor_name, args.command)))
-    except OSError as problem:
-        # A lock that cannot be taken (no psql, an unwritable backend folder) must not mean no lock.
-        return Refused(f"cannot take the stack lock of {stack} ({problem}); nothing was done")
-    except BaseException as problem:  # reported by main's boundary
-        return problem
-    return None
-
-
-def _cwd(args: Args) -> Path:
-    """The project folder the command works in (--cwd, else the current one), absolute."""
-    from pathlib import Path
-
-    return Path(getattr(args, "cwd", ".")).resolve()
-
-
-def _release(hold: contextlib.ExitStack, err: TextIO) -> None:
-    """Drop the stack lock; a lock that cannot be dropped (its database went away) is said, not raised."""
-    try:
-        hold.close()
-    except Exception as problem:
-        print(f"canary: warning: the stack lock was not released ({problem})", file=err)
+        release_lock(hold, err)
 
 
 def _read_quickly(args: Args, printer: Printer) -> int | None:
@@ -428,30 +308,8 @@ def _read_quickly(args: Args, printer: Printer) -> int | None:
     from canary.ops.rollout.status import read_local
 
     try:
-        state = read_local(_cwd(args), getattr(args, "stack", None))
+        state = read_local(cwd_of(args), getattr(args, "stack", None))
     except FastUnavailable:
         return None
     show_status(state, printer)
     return EXIT_OK
-
-
-def _write_first(args: Args, started: float) -> BaseException | None:
-    """`canary rollback --yes` (fast): make traffic safe before anything else is imported or opened
-    (canary.ops.fast.write.make_safe), leaving the result in `args.fast_write` for the command to record.
-    What it raises is returned, for the one error boundary in `main` to report; a stack the fast path cannot
-    read leaves `args.fast_unavailable` and the command takes the `pulumi up` path."""
-    if args.command != "rollback" or args.no_fast or not getattr(args, "yes", False):
-        return None
-    from canary.ops.fast import write as rollback
-    from canary.ops.pulumi.local_backend import FastUnavailable
-
-    try:
-        cwd = _cwd(args)
-        args.fast_write = rollback.make_safe(
-            cwd, getattr(args, "stack", None), started=started, connection=getattr(args, "connection", None)
-        )
-    except FastUnavailable as why:
-        args.fast_unavailable = str(why)
-    except BaseException as problem:  # reported by main's boundary
-        return problem
-    return None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from canary.cli import commands, output
+from canary.cli import commands, entry, output
 from canary.cli import main as cli
 from canary.ops.core.history import HistoryEntry
 from canary.ops.core.state import Deployed, Replicas, RolloutState, StackState
@@ -235,7 +235,7 @@ def test_rollback_with_the_apiserver_unreachable_is_a_message_and_changes_nothin
     monkeypatch.setattr(Release, "open", classmethod(lambda cls, cwd, stack: release))
     # The CLI's stack lock needs a selected stack in the checkout (a fresh clone has none); it has its own
     # tests (tests/unit/test_lock.py, tests/integration/test_teams.py).
-    monkeypatch.setattr(cli, "_hold_stack", lambda args, hold: None)
+    monkeypatch.setattr(entry, "hold_stack", lambda args, hold: None)
     code, out, err = run(["rollback", "--yes", "--no-fast"])
     assert code == 1
     assert err.startswith("canary: cannot read httproute") and "Traceback" not in err + out

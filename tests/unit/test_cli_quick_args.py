@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from canary.cli.main import build_parser, quick_rollback_args
+from canary.cli.entry import quick_rollback_args
+from canary.cli.main import build_parser
 
 SAME = [
     ["rollback", "--yes"],

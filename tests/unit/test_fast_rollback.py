@@ -322,36 +322,6 @@ def test_an_invalid_config_is_refused_and_not_remembered(tmp_path: Path) -> None
             rollback.rendered_at_zero(local)
 
 
-HEAVY = (
-    "argparse",
-    "dataclasses",
-    "inspect",
-    "getpass",
-    "signal",
-    "subprocess",
-    "tempfile",
-    "typing",
-    "canary.ops.core.plan",
-    "canary.ops.core.state",
-    "canary.ops.core.history",
-)
-
-
-def test_the_fast_path_up_to_the_write_imports_neither_the_program_nor_heavy_modules() -> None:
-    """With the config's rendering remembered and its YAML files' parses too, what `canary rollback --yes`
-    imports before its write is the CLI's entry, the fast path and its HTTPS client: no argparse, PyYAML,
-    dataclasses (with inspect), or the program's validation, rendering and plan (each a few ms of a time
-    budget of about 20 ms over `kubectl patch`; README Performance)."""
-    code = (
-        "import sys, canary.cli.main, canary.ops.fast.write, canary.ops.team.actor, canary.ops.team.lock, "
-        "canary.ops.pulumi.local_backend, canary.ops.kube.direct, canary.ops.files.remembered, "
-        "canary.ops.files.yaml_files; "
-        "print(sorted(m for m in sys.modules if m in HEAVY or m.startswith(('canary.release.', 'yaml'))))"
-    ).replace("HEAVY", repr(HEAVY))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[]", proc.stdout
-
-
 BEFORE_THE_CONNECTION = ("argparse", "contextlib", "decimal", "pathlib", "tempfile", "typing", "urllib.parse")
 
 
@@ -360,7 +330,7 @@ def test_what_loads_before_the_connection_opens_is_what_the_connection_needs() -
     decimal or argparse: `canary rollback --yes` starts its connection's thread right after them, and
     each of those (2-4 ms together) would hold the TLS handshake back (README Performance)."""
     code = (
-        "import sys, canary.cli.main, canary.ops.kube.https; "
+        "import sys, canary.cli.main, canary.cli.entry, canary.ops.kube.https; "
         f"print(sorted(m for m in sys.modules if m in {BEFORE_THE_CONNECTION!r}))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from canary.ops.errors import Refused
+from canary.ops.pulumi.local_backend import backend_url
 from canary.ops.team.lock import (
     FileLock,
     Holder,
     PostgresLock,
-    backend_url,
     held,
     lock_for,
     new_holder,

@@ -66,6 +66,29 @@ def stack_raw_config(
     return raw, frozenset(secure)
 
 
+def backend_url(
+    cwd: Path, env: Mapping[str, str], project_doc: Mapping[str, Any] | None = None
+) -> str | None:
+    """The backend this project's stacks use, as Pulumi picks it: PULUMI_BACKEND_URL, then Pulumi.yaml's
+    backend.url, then the current login in PULUMI_HOME (~/.pulumi)/credentials.json. The one resolver: the
+    CLI's lock (canary.ops.team.lock) and the fast path's reads both use it. `project_doc`: Pulumi.yaml,
+    when the caller has read it already."""
+    if env.get("PULUMI_BACKEND_URL"):
+        return env["PULUMI_BACKEND_URL"]
+    if project_doc is None:
+        project_file = cwd / "Pulumi.yaml"
+        project_doc = (yaml_files.load(project_file, env) or {}) if project_file.is_file() else {}
+    url = (project_doc.get("backend") or {}).get("url")
+    if url:
+        return str(url)
+    home = Path(env.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    try:
+        current = json.loads((home / "credentials.json").read_text()).get("current")
+    except (OSError, ValueError):
+        return None
+    return str(current) if current else None
+
+
 def file_backend_dir(url: str | None) -> Path | None:
     """The directory of a `file://` backend URL (None for any other backend)."""
     if not url or not url.startswith("file://"):
@@ -200,8 +223,7 @@ class LocalStack(Record):
         if not project_file.is_file():
             raise FastUnavailable(f"no Pulumi.yaml in {cwd}")
         project_doc = yaml_files.load(project_file)
-        backend_url = environ.get("PULUMI_BACKEND_URL") or (project_doc.get("backend") or {}).get("url")
-        backend = file_backend_dir(backend_url)
+        backend = file_backend_dir(backend_url(cwd, environ, project_doc))
         if backend is None:
             raise FastUnavailable("the stack is not in a local file backend")
         return cls(cwd, project_doc, stack_name_of(cwd, stack, env), backend)

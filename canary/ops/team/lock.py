@@ -31,7 +31,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from canary.ops.errors import Refused
-from canary.ops.files import yaml_files
 from canary.records import Record
 
 TYPE_CHECKING = False  # not typing's: see canary.records (the fast rollback's start-up)
@@ -122,25 +121,6 @@ def held(lock: StackLock | None, stack: str, holder: Holder) -> Iterator[None]:
 
 
 # --- where the lock lives ---------------------------------------------------------------------------------
-
-
-def backend_url(cwd: Path, env: Mapping[str, str]) -> str | None:
-    """The backend this project's stacks use, as Pulumi picks it: PULUMI_BACKEND_URL, then Pulumi.yaml's
-    backend.url, then the current login in PULUMI_HOME (~/.pulumi)/credentials.json."""
-    if env.get("PULUMI_BACKEND_URL"):
-        return env["PULUMI_BACKEND_URL"]
-    project_file = cwd / "Pulumi.yaml"
-    if project_file.is_file():
-        doc = yaml_files.load(project_file, env) or {}
-        url = (doc.get("backend") or {}).get("url")
-        if url:
-            return str(url)
-    home = Path(env.get("PULUMI_HOME") or Path.home() / ".pulumi")
-    try:
-        current = json.loads((home / "credentials.json").read_text()).get("current")
-    except (OSError, ValueError):
-        return None
-    return str(current) if current else None
 
 
 def lock_for(url: str | None, project: str, stack: str) -> StackLock | None:
