@@ -16,6 +16,7 @@ from canary.cli import timeline as timeline_output
 from canary.cli.output import (
     Printer,
     preview_lines,
+    render_markdown,
     show_status,
     status_json,
     status_lines,
@@ -320,7 +321,7 @@ def cmd_preview(release: Release, args: argparse.Namespace, printer: Printer) ->
     state = release.stack_state()
     report = release.preview(state.deployed)
     if args.markdown:
-        printer.say(plan.render_markdown(report).rstrip("\n"))
+        printer.say(render_markdown(report).rstrip("\n"))
     else:
         for line in preview_lines(report):
             printer.say(line)
@@ -334,7 +335,7 @@ def cmd_preview(release: Release, args: argparse.Namespace, printer: Printer) ->
                 "now": None if report.before is None else format_percent(report.before.canary_percent),
                 "next": format_percent(report.after.canary_percent),
             },
-            "markdown": plan.render_markdown(report),
+            "markdown": render_markdown(report),
             "diff": report.diff,
         }
     )

@@ -14,7 +14,7 @@ from canary.cli.timeline import format_duration
 from canary.ops.core.history import format_time, split_actor, updated_by
 from canary.ops.core.plan import PreviewReport
 from canary.ops.core.state import RolloutState
-from canary.ops.verify.split import verdict_json
+from canary.ops.verify.split import Verdict as SplitVerdict
 from canary.weights import format_percent, show_percent
 
 if TYPE_CHECKING:
@@ -238,3 +238,84 @@ def verify_json(result: Verification) -> dict[str, Any]:
         "withoutVersion": tally.without_version,
         "latencySeconds": {"p50": p50, "p99": p99},
     }
+
+
+def verdict_json(verdict: SplitVerdict) -> dict[str, Any]:
+    """The verdict for --json: percents as exact text, counts and interval bounds as integers."""
+    return {
+        "ok": verdict.ok,
+        "reasons": verdict.reasons,
+        "notes": verdict.notes,
+        "confidence": format_percent(verdict.confidence * 100),
+        "intent": {
+            "canaryPercent": format_percent(verdict.intent.canary_percent),
+            "byHeader": verdict.intent.by_header,
+            "reason": verdict.intent.reason,
+        },
+        "counted": verdict.counted,
+        "canaryCount": verdict.canary,
+        "canaryInterval": {"low": verdict.interval.low, "high": verdict.interval.high},
+        "versions": [
+            {
+                "version": row.version,
+                "track": row.track,
+                "count": row.count,
+                "intendedPercent": None
+                if row.intended_percent is None
+                else format_percent(row.intended_percent),
+                "interval": None
+                if row.interval is None
+                else {"low": row.interval.low, "high": row.interval.high},
+            }
+            for row in verdict.rows
+        ],
+    }
+
+
+def render_markdown(report: PreviewReport) -> str:
+    """A block for a pull-request comment: the traffic line, a before/after table, the diff folded away."""
+    before, after = report.before, report.after
+    rows = [
+        ("phase", before.phase if before else "(not deployed)", after.phase),
+        (
+            "canary weight",
+            show_percent(before.canary_percent) if before else "-",
+            show_percent(after.canary_percent),
+        ),
+        (
+            "stable weight",
+            show_percent(before.stable_percent) if before else "-",
+            show_percent(after.stable_percent),
+        ),
+        ("stable image", _code(before.stable_image) if before else "-", _code(after.stable_image)),
+        (
+            "canary image",
+            _code(before.canary_image) if before else "-",
+            _code(after.canary_image),
+        ),
+    ]
+    fence = "```"
+    while fence in report.diff:
+        fence += "`"
+    lines = [
+        f"### Canary preview: stack `{report.stack}`",
+        "",
+        f"**{report.summary}**",
+        "",
+        "| | now | after `pulumi up` |",
+        "|---|---|---|",
+        *(f"| {name} | {now} | {then} |" for name, now, then in rows),
+        "",
+        "<details><summary>Full diff (<code>pulumi preview --diff</code>)</summary>",
+        "",
+        f"{fence}diff",
+        report.diff.rstrip(),
+        fence,
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _code(value: str | None) -> str:
+    return f"`{value}`" if value else "(none)"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from canary.cli.output import render_markdown
 from canary.gateway_api import ROUTE_TYPE
 from canary.ops.core.history import HistoryEntry
 from canary.ops.core.plan import (
@@ -20,7 +21,6 @@ from canary.ops.core.plan import (
     plan_rollback,
     plan_step,
     promote_message,
-    render_markdown,
     resource_summary,
     rollback_message,
     step_message,

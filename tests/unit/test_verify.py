@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canary.cli.output import verdict_json
 from canary.names import Track
 from canary.ops.verify.split import (
     Intent,
@@ -23,7 +24,6 @@ from canary.ops.verify.split import (
     judge,
     parse_header,
     requests_to_detect,
-    verdict_json,
     versions_by_track,
 )
 from canary.route_state import RouteState

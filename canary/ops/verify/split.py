@@ -26,7 +26,7 @@ from typing import Any
 
 from canary.names import Track
 from canary.route_state import RouteState
-from canary.weights import format_percent, show_percent
+from canary.weights import show_percent
 
 CONFIDENCE = Decimal("0.999")
 """Default confidence: a healthy gateway fails the check once in 1,000 runs."""
@@ -368,35 +368,3 @@ def _rows(
     for version in sorted(set(counts) - seen):
         rows.append(Row(version, None, counts[version], None, None))
     return rows
-
-
-def verdict_json(verdict: Verdict) -> dict[str, Any]:
-    """The verdict for --json: percents as exact text, counts and interval bounds as integers."""
-    return {
-        "ok": verdict.ok,
-        "reasons": verdict.reasons,
-        "notes": verdict.notes,
-        "confidence": format_percent(verdict.confidence * 100),
-        "intent": {
-            "canaryPercent": format_percent(verdict.intent.canary_percent),
-            "byHeader": verdict.intent.by_header,
-            "reason": verdict.intent.reason,
-        },
-        "counted": verdict.counted,
-        "canaryCount": verdict.canary,
-        "canaryInterval": {"low": verdict.interval.low, "high": verdict.interval.high},
-        "versions": [
-            {
-                "version": row.version,
-                "track": row.track,
-                "count": row.count,
-                "intendedPercent": None
-                if row.intended_percent is None
-                else format_percent(row.intended_percent),
-                "interval": None
-                if row.interval is None
-                else {"low": row.interval.low, "high": row.interval.high},
-            }
-            for row in verdict.rows
-        ],
-    }
