@@ -3,9 +3,10 @@ stack resolved once, the CLI's stack lock, and for `rollback --yes` the route wr
 
 `canary rollback` is timed from its first line (README Performance: time-to-safe within 1.5x `kubectl patch`
 at the apiserver, 1.2x through Envoy), so this module and what it runs up to the write import no argparse,
-typing, dataclasses, PyYAML, Pulumi SDK or the program's modules (when the config's rendering is remembered):
-tests/unit/test_entry.py runs `first_steps` of a rollback in a process of its own and holds it to that. The
-main's connection to the apiserver (canary.ops.kube.https.EarlyConnection) opens before this module loads.
+typing, dataclasses, PyYAML, Pulumi SDK or the program's modules (when the config's rendering is
+remembered): tests/unit/cli/test_entry.py runs `first_steps` of a rollback in a process of its own and holds
+it to that. The main's connection to the apiserver (canary.ops.kube.https.EarlyConnection) opens before this
+module loads.
 
 Every updating command (step, promote, run, rollback) takes the same steps, after argparse when they are not
 a quick rollback: the stack is named once here (`--stack`, else `pulumi stack --show-name`), written back as
@@ -38,7 +39,7 @@ def quick_rollback_args(tokens: Sequence[str]) -> SimpleNamespace | None:
     subcommand, each once), as the namespace argparse would give, read without argparse: its import and
     parser cost the fast path about 4 ms before the route is written. None for anything else (an
     abbreviation, `-s=NAME`, --deadline, --no-fast, a repeat), which argparse parses as usual;
-    tests/unit/test_cli_quick_args.py holds the two to the same answers."""
+    tests/unit/cli/test_quick_args.py holds the two to the same answers."""
     values = quick_rollback_values(tokens)
     return None if values is None else rollback_namespace(values)
 

@@ -24,7 +24,7 @@ whose read of the route runs in a thread. YAML files and the program's rendering
 their input is unchanged (canary.ops.files.yaml_files, rendered_at_zero); the plan of the rollback (its
 message)
 is made after the write. Nothing of the Pulumi SDK, the Automation API, argparse, PyYAML, dataclasses or
-typing is imported before the route is written (tests/unit/test_fast_rollback.py keeps it so).
+typing is imported before the route is written (tests/unit/ops/fast/test_write.py keeps it so).
 """
 
 from __future__ import annotations

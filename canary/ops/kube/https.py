@@ -327,8 +327,8 @@ def _message(body: bytes) -> str:
 
 def server_address(server: str) -> tuple[str, int, str]:
     """(host, port, path prefix) of an apiserver address `https://host[:port][/prefix]`, as
-    urllib.parse.urlsplit reads it (tests/unit/test_https.py holds the two to the same answers); raises
-    Unsupported for anything else."""
+    urllib.parse.urlsplit reads it (tests/unit/ops/kube/test_https.py holds the two to the same answers);
+    raises Unsupported for anything else."""
     scheme, separator, rest = server.partition("://")
     authority, slash, path = rest.partition("/")
     host, port_text = authority, ""

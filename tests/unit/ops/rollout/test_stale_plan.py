@@ -14,7 +14,7 @@ from canary.ops.core.history import HistoryEntry
 from canary.ops.core.plan import plan_step
 from canary.ops.errors import Refused
 from canary.ops.rollout.flows import Planned, apply_change, changed_since, plan_change
-from tests.unit.test_rollout import PLAN, V2, RecordingRelease, change, config, deployed
+from tests.unit.ops.fakes import PLAN, V2, RecordingRelease, change, config, deployed
 
 T0 = datetime(2026, 1, 2, 10, 0, 0, tzinfo=UTC)
 

@@ -234,7 +234,7 @@ def test_rollback_with_the_apiserver_unreachable_is_a_message_and_changes_nothin
     release = RollbackRelease()
     monkeypatch.setattr(Release, "open", classmethod(lambda cls, cwd, stack: release))
     # The CLI's stack lock needs a selected stack in the checkout (a fresh clone has none); it has its own
-    # tests (tests/unit/test_lock.py, tests/integration/test_teams.py).
+    # tests (tests/unit/ops/team/test_lock.py, tests/integration/test_teams.py).
     monkeypatch.setattr(entry, "hold_stack", lambda args, hold: None)
     code, out, err = run(["rollback", "--yes", "--no-fast"])
     assert code == 1
