@@ -11,6 +11,13 @@ left pending, and once the apiserver is back the next `pulumi up` converges
 A second SIGINT would make Pulumi exit at once and leave the lock behind, so only one is sent. If the CLI is
 still running `grace` seconds after it, its process group is killed and the caller is told so: that case
 needs the SIGKILL recovery of the README (RELIABILITY).
+
+What the command prints after an interrupt of ours (the deadline's, or the user's Ctrl-C passed on) is
+relayed, except the Python traceback of the KeyboardInterrupt that interrupt raised in the program: the
+engine stops its plugins with SIGINT, and a program still importing `pulumi` (upstream's
+pulumi-language-python-exec does that before any handler of its own) dies with Python's default traceback,
+which Pulumi relays line by line. It is the interrupt the user asked for, not a fault, and the CLI's promise
+is a message, never a traceback (InterruptEcho).
 """
 
 from __future__ import annotations
@@ -125,6 +132,7 @@ def run_with_deadline(
     Ctrl-C of ours reaches it once, forwarded from here."""
     stdout: list[str] = []
     stderr: list[str] = []
+    ours = threading.Event()  # set just before this function interrupts the command
     with subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -135,8 +143,8 @@ def run_with_deadline(
         start_new_session=True,
     ) as process:
         readers = [
-            threading.Thread(target=_pump, args=(process.stdout, on_output, stdout), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, on_error, stderr), daemon=True),
+            threading.Thread(target=_pump, args=(process.stdout, on_output, stdout, ours), daemon=True),
+            threading.Thread(target=_pump, args=(process.stderr, on_error, stderr, ours), daemon=True),
         ]
         for reader in readers:
             reader.start()
@@ -145,6 +153,7 @@ def run_with_deadline(
             _wait(process, deadline, stop)
         except subprocess.TimeoutExpired:
             interrupted = True
+            ours.set()
             process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout=grace)
@@ -153,6 +162,7 @@ def run_with_deadline(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         except KeyboardInterrupt:
+            ours.set()
             _forward_interrupts(process)
             raise
         finally:
@@ -196,11 +206,54 @@ def _forward_interrupts(process: subprocess.Popen[str]) -> None:
             continue
 
 
-def _pump(stream: IO[str] | None, callback: OnOutput | None, lines: list[str]) -> None:
+def _pump(stream: IO[str] | None, callback: OnOutput | None, lines: list[str], ours: threading.Event) -> None:
     if stream is None:
         return
+    echo = InterruptEcho(ours)
     for line in iter(stream.readline, ""):
-        line = line.rstrip()
+        for kept in echo.feed(line.rstrip()):
+            if callback is not None:
+                callback(kept)
+            lines.append(kept)
+    for kept in echo.flush():
         if callback is not None:
-            callback(line)
-        lines.append(line)
+            callback(kept)
+        lines.append(kept)
+
+
+TRACEBACK = "Traceback (most recent call last):"
+
+
+class InterruptEcho:
+    """One output stream's lines, less the program's KeyboardInterrupt traceback once `ours` is set (the
+    module docstring says why). A traceback is held from its first line, with whatever Pulumi prefixed it
+    (indentation, a resource's row), through its frames (that prefix and deeper indentation) to the line
+    naming the exception: dropped when that is KeyboardInterrupt, passed on whole otherwise. Lines before
+    `ours` is set, and every other line, pass unchanged and in order."""
+
+    def __init__(self, ours: threading.Event) -> None:
+        self.ours = ours
+        self.held: list[str] = []
+        self.prefix = ""
+
+    def feed(self, line: str) -> list[str]:
+        """The lines to pass on now, given the next line of the stream."""
+        if self.held:
+            if line.startswith(self.prefix) and line[len(self.prefix) :].startswith((" ", "\t")):
+                self.held.append(line)  # a frame
+                return []
+            held, self.held = self.held, []
+            if line.startswith(self.prefix) and line[len(self.prefix) :].startswith("KeyboardInterrupt"):
+                return []  # the interrupt's echo: dropped with its frames
+            return held + self.feed(line)
+        at = line.find(TRACEBACK)
+        if at >= 0 and self.ours.is_set():
+            self.prefix = line[:at]
+            self.held = [line]
+            return []
+        return [line]
+
+    def flush(self) -> list[str]:
+        """What is still held when the stream ends (a traceback cut short is passed on, not lost)."""
+        held, self.held = self.held, []
+        return held

@@ -14,7 +14,7 @@ import pytest
 from pulumi import automation as auto
 
 from canary.cli.main import positive_seconds
-from canary.ops.pulumi.deadline import DeadlineExceeded, Stop, StoppedEarly, run_with_deadline
+from canary.ops.pulumi.deadline import DeadlineExceeded, InterruptEcho, Stop, StoppedEarly, run_with_deadline
 from canary.ops.pulumi.stack import deadline_advice, update_deadline
 from tests.unit.helpers import release_settings
 
@@ -139,3 +139,79 @@ def test_deadline_option_rejects_what_is_not_a_positive_number_of_seconds(text: 
 def test_deadline_option_accepts_seconds() -> None:
     assert positive_seconds("90") == 90.0
     assert positive_seconds("2.5") == 2.5
+
+
+# A stand-in for `pulumi up` whose program is a real Python process: on SIGINT the stand-in passes it on, as
+# the engine stops its plugins, and relays the program's stderr indented, as Pulumi relays diagnostics.
+FAKE_PULUMI_WITH_PROGRAM = """
+import signal, subprocess, sys
+program = subprocess.Popen(
+    [sys.executable, "-c", "import sys, time; print('importing', flush=True); time.sleep(60)"],
+    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+)
+signal.signal(signal.SIGINT, lambda *_: program.send_signal(signal.SIGINT))
+print("updating", flush=True)
+for line in program.stdout:
+    print("    " + line.rstrip(), flush=True)
+program.wait()
+print("error: the program was interrupted", flush=True)
+sys.exit(1)
+"""
+
+
+def test_the_programs_keyboard_interrupt_traceback_is_not_relayed_after_our_interrupt(tmp_path: Path) -> None:
+    """What a Ctrl-C during the program's imports looks like, with a real Python traceback: the lines
+    around it pass, the traceback does not (canary.ops.pulumi.deadline.InterruptEcho)."""
+    script = tmp_path / "fake_pulumi.py"
+    script.write_text(FAKE_PULUMI_WITH_PROGRAM)
+    stop = Stop()
+    seen: list[str] = []
+
+    def on_output(line: str) -> None:
+        seen.append(line)
+        if line == "    importing":  # the program runs: interrupt now, as a user would
+            stop.set("the user's Ctrl-C")
+
+    with pytest.raises(StoppedEarly) as stopped:
+        run_with_deadline(
+            [sys.executable, str(script)],
+            cwd=str(tmp_path),
+            env=dict(os.environ),
+            deadline=60,
+            grace=10,
+            on_output=on_output,
+            stop=stop,
+        )
+    assert seen == ["updating", "    importing", "error: the program was interrupted"], seen
+    assert "Traceback" not in stopped.value.result.stdout
+
+
+def echo_of(lines: list[str], ours: bool = True) -> list[str]:
+    interrupted = threading.Event()
+    if ours:
+        interrupted.set()
+    echo = InterruptEcho(interrupted)
+    return [kept for line in lines for kept in echo.feed(line)] + echo.flush()
+
+
+KEYBOARD_INTERRUPT = [
+    "    Traceback (most recent call last):",
+    '      File "/venv/bin/pulumi-language-python-exec", line 11, in <module>',
+    "        import pulumi",
+    "    KeyboardInterrupt",
+]
+
+
+def test_a_keyboard_interrupt_traceback_is_dropped_only_after_our_interrupt() -> None:
+    lines = ["Updating (dev):", *KEYBOARD_INTERRUPT, "error: update canceled"]
+    assert echo_of(lines) == ["Updating (dev):", "error: update canceled"]
+    assert echo_of(lines, ours=False) == lines
+
+
+def test_any_other_traceback_is_passed_on_whole() -> None:
+    failure = [*KEYBOARD_INTERRUPT[:-1], "    ValueError: bad", "after"]
+    assert echo_of(failure) == failure
+    cut_short = KEYBOARD_INTERRUPT[:2]
+    assert echo_of(cut_short) == cut_short
+    prefixed = [f"pulumi:pulumi:Stack dev {line[4:]}" for line in KEYBOARD_INTERRUPT]
+    assert echo_of(prefixed) == [], "a prefix of Pulumi's is the same on every line of the traceback"
