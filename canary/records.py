@@ -1,6 +1,6 @@
 """Record: typing.NamedTuple for type checkers, the same class built without importing typing at run time.
 
-`canary rollback` is timed from its first line (README Performance), and importing typing costs it 2 ms
+`canary rollback` is timed from its first line (docs/performance.md), and importing typing costs it 2 ms
 before its write, for nothing but the records on its path (an actor, a lock holder, a route's state...).
 A class written `class Holder(Record): ...` with annotated fields is, to mypy, a typing.NamedTuple; at run
 time Record's metaclass does what typing.NamedTuple's does: collections.namedtuple with the annotated

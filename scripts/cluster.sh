@@ -5,7 +5,7 @@
 #
 # With the data plane (the default cluster, as root; scripts/testbed), `up` also runs Envoy Gateway v1.9 as a
 # host process with a GatewayClass `eg`, and a supervisor that runs a real Envoy for every `eg` Gateway and a real
-# podinfo for every Ready pod, in network namespaces of the project's own (README: the local cluster), and a
+# podinfo for every Ready pod, in network namespaces of the project's own (docs/getting-started.md: the local cluster), and a
 # Prometheus on 127.0.0.1 scraping every podinfo (scripts/testbed/prometheus.py; `prometheus-url` prints it).
 #
 # Usage: scripts/cluster.sh up|down|status|report|kill-apiserver|start-apiserver|prometheus-url
@@ -97,7 +97,7 @@ install_gateway_api() {
   kubectl_ wait --for condition=Established --timeout=60s \
     crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
     crd/gatewayclasses.gateway.networking.k8s.io >/dev/null
-  # No gateway controller runs here: this class is never Accepted, and routes get no status (see README).
+  # No gateway controller runs here: this class is never Accepted, and routes get no status (see docs/getting-started.md).
   kubectl_ apply --server-side -f - >/dev/null <<YAML
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A PostgreSQL server on loopback for Pulumi's postgres:// state backend (a team's shared backend, tested here):
 # the machine's PostgreSQL binaries, a data directory inside the checkout, a free port on 127.0.0.1, no Unix
-# socket, trust authentication for loopback only (a test bed, not a production setup: README, Teams).
+# socket, trust authentication for loopback only (a test bed, not a production setup: docs/teams.md).
 #
 # Usage: scripts/postgres.sh install|up|url|stop|start|status|down
 #   install  apt-get install postgresql when its binaries are missing (as root; otherwise says what to install)

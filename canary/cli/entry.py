@@ -1,7 +1,7 @@
 """The steps before argparse, in one place: `canary rollback --yes`'s options read by hand, who acts, the
 stack resolved once, the CLI's stack lock, and for `rollback --yes` the route written before anything else.
 
-`canary rollback` is timed from its first line (README Performance: time-to-safe within 1.5x `kubectl patch`
+`canary rollback` is timed from its first line (docs/performance.md: time-to-safe within 1.5x `kubectl patch`
 at the apiserver, 1.2x through Envoy), so this module and what it runs up to the write import no argparse,
 typing, dataclasses, PyYAML, Pulumi SDK or the program's modules (when the config's rendering is
 remembered): tests/unit/cli/test_entry.py runs `first_steps` of a rollback in a process of its own and holds

@@ -2,7 +2,7 @@
 hand-edited route.
 
 Each test deploys a release, breaks something in the middle of a real `pulumi up`, then follows the
-recovery the README documents and checks that the stack converges: the live objects match the config, a
+recovery docs/reliability.md documents and checks that the stack converges: the live objects match the config, a
 `pulumi preview --expect-no-changes` passes, and stack history still has every earlier update.
 """
 
@@ -77,7 +77,7 @@ def test_killed_pulumi_is_recovered_by_the_documented_steps(stack: PulumiStack, 
     refused = stack.up()
     assert refused.code != 0 and "locked" in refused.output, refused.output
 
-    # Documented recovery (README, RELIABILITY): cancel removes the dead update's lock; refresh reconciles
+    # Documented recovery (docs/reliability.md): cancel removes the dead update's lock; refresh reconciles
     # the state with the cluster, adopting the objects the killed update had already created; up converges.
     stack.pulumi("cancel", "--yes").check()
     state = json.loads(stack.pulumi("stack", "export").check().stdout)

@@ -1,4 +1,4 @@
-"""Teams: the shared PostgreSQL state backend, who did what, and concurrent use (README, Teams).
+"""Teams: the shared PostgreSQL state backend, who did what, and concurrent use (docs/teams.md).
 
 Real PostgreSQL (scripts/postgres.sh, a private server per module or test), the real engine and provider,
 the local apiserver. The walk runs the CLI's rollout on a postgres:// stack with an actor from --actor, from
@@ -175,7 +175,7 @@ class TestWalkOnPostgres:
 def test_migration_from_the_file_backend_keeps_every_history_entry(
     env: dict[str, str], postgres: Postgres, kube: Kube, tmp_path: Path
 ) -> None:
-    """README, Teams: export, init + import on postgres, copy history (scripts/copy_history.py)."""
+    """docs/teams.md: export, init + import on postgres, copy history (scripts/copy_history.py)."""
     on_file = release_stack(env, tmp_path, "move", CONFIG)
     on_pg = PulumiStack(on_file.project_dir, on_file.name, postgres.backend_env(env))
     try:
@@ -332,7 +332,7 @@ def test_postgres_stopped_mid_update_fails_clearly_and_converges_once_back(
 ) -> None:
     """The server stops while the provider waits for a canary that never gets ready (rolloutTimeout 20).
     The update fails naming the snapshot it could not save and the lock it could not delete; once the
-    server is back, the documented recovery after a crashed update (README, RELIABILITY: cancel, refresh,
+    server is back, the documented recovery after a crashed update (docs/reliability.md: cancel, refresh,
     up) converges. A plain `pulumi up` is refused by the lock left behind, and without the refresh it would
     not see that the live Deployment already has the image the lost snapshot never recorded."""
     server = start_postgres(env)

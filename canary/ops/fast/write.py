@@ -17,7 +17,7 @@ would put traffic back on the canary when it writes the route; stop it first), a
 one the state names (another uid: another cluster, or recreated), one missing the annotations the program
 sets, or one whose shape (parentRefs, hostnames, rules, backends) no rendering at any weight gives.
 
-Start-up is what a rollback is timed by (README Performance). Before the write it runs the CLI's entry, this
+Start-up is what a rollback is timed by (docs/performance.md). Before the write it runs the CLI's entry, this
 module and its HTTPS client (canary.ops.kube.https, read through canary.ops.kube.direct; kubectl only for
 kubeconfigs it does not support), whose connection the CLI opens on its first line (EarlyConnection) and
 whose read of the route runs in a thread. YAML files and the program's rendering at 0 come remembered when

@@ -10,7 +10,7 @@ left pending, and once the apiserver is back the next `pulumi up` converges
 
 A second SIGINT would make Pulumi exit at once and leave the lock behind, so only one is sent. If the CLI is
 still running `grace` seconds after it, its process group is killed and the caller is told so: that case
-needs the SIGKILL recovery of the README (RELIABILITY).
+needs the SIGKILL recovery of docs/reliability.md.
 
 What the command prints after an interrupt of ours (the deadline's, or the user's Ctrl-C passed on) is
 relayed, except the Python traceback of the KeyboardInterrupt that interrupt raised in the program: the

@@ -311,7 +311,7 @@ def deadline_advice(over: DeadlineExceeded) -> str:
         then = (
             "It did not stop within the grace period after the interrupt and was killed, so its lock and "
             "any pending operations are still in the stack: follow the recovery after a killed `pulumi up` "
-            "in the README (RELIABILITY): `pulumi cancel`, then `pulumi refresh` with "
+            "in docs/reliability.md: `pulumi cancel`, then `pulumi refresh` with "
             "--import-pending-creates for each pending create."
         )
     else:

@@ -13,7 +13,7 @@ the CLI takes a lock of its own before it reads anything and keeps it until its 
   makes it atomic across machines. Through `psql` (the PostgreSQL client).
 - file:// backends: a file `.pulumi/canary-locks/<project>/<stack>.json` in the backend, created with
   O_CREAT|O_EXCL, atomic on one file system.
-- other backends: none (Pulumi's own lock only; README, Teams).
+- other backends: none (Pulumi's own lock only; docs/teams.md).
 
 Both record who holds it (the actor), where (host, pid), for which command and since when, which is what
 a refused command prints. A holder that died leaves its lock: on its own host a lock whose pid is gone is

@@ -38,7 +38,7 @@ HEAVY = (
     "canary.ops.rollout",
 )
 """Modules (and packages) the path to the write must not load: each costs milliseconds of a rollback whose
-budget over `kubectl patch` is about 20 ms (README Performance), or belongs after the write."""
+budget over `kubectl patch` is about 20 ms (docs/performance.md), or belongs after the write."""
 
 RUN_FIRST_STEPS = """
 import contextlib, json, sys, time

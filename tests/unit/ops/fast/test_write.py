@@ -328,7 +328,7 @@ BEFORE_THE_CONNECTION = ("argparse", "contextlib", "decimal", "pathlib", "tempfi
 def test_what_loads_before_the_connection_opens_is_what_the_connection_needs() -> None:
     """The CLI's entry and the HTTPS client load without pathlib, typing, contextlib, urllib.parse,
     decimal or argparse: `canary rollback --yes` starts its connection's thread right after them, and
-    each of those (2-4 ms together) would hold the TLS handshake back (README Performance)."""
+    each of those (2-4 ms together) would hold the TLS handshake back (docs/performance.md)."""
     code = (
         "import sys, canary.cli.main, canary.cli.entry, canary.ops.kube.https; "
         f"print(sorted(m for m in sys.modules if m in {BEFORE_THE_CONNECTION!r}))"
