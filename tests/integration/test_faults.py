@@ -2,8 +2,8 @@
 hand-edited route.
 
 Each test deploys a release, breaks something in the middle of a real `pulumi up`, then follows the
-recovery docs/reliability.md documents and checks that the stack converges: the live objects match the config, a
-`pulumi preview --expect-no-changes` passes, and stack history still has every earlier update.
+recovery docs/reliability.md documents and checks that the stack converges: the live objects match the
+config, a `pulumi preview --expect-no-changes` passes, and stack history still has every earlier update.
 """
 
 from __future__ import annotations

@@ -293,7 +293,8 @@ def test_route_has_no_status_without_a_gateway_controller(
     env: dict[str, str], kube: Kube, tmp_path: Path
 ) -> None:
     """The local cluster runs no Gateway controller, so nobody sets Accepted; we check that nothing fakes it.
-    (A data plane is future work: see docs/getting-started.md, 'The local cluster, and what it cannot show'.)"""
+    (A data plane is future work: see docs/getting-started.md, 'The local cluster, and what it cannot
+    show'.)"""
     ns = unique("gc-status")
     stack = release_stack(
         env, tmp_path, "status", {"appName": APP, "namespace": ns, "stableImage": V1, "stableReplicas": "1"}

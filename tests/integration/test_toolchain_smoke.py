@@ -23,7 +23,8 @@ def pinned(name: str) -> str:
 
 def test_pulumi_is_the_pinned_build_or_the_ambient_one_make_tools_chose(env: dict[str, str]) -> None:
     """`make tools` builds the pinned CLI, unless a full Pulumi install is already on PATH (then it uses that,
-    docs/getting-started.md: the toolchain). Either way the engine must be v3 and not older than the Python SDK it runs."""
+    docs/getting-started.md: the toolchain). Either way the engine must be v3 and not older than the Python
+    SDK it runs."""
     version = run(["pulumi", "version"], env).check().stdout.strip()
     if (REPO / ".tools" / "bin" / "pulumi").exists():
         assert version == pinned("PULUMI_VERSION")

@@ -298,7 +298,8 @@ class TestTrafficBed:
     def test_faulty_and_slow_images_fail_a_third_and_add_latency(
         self, bed: dict[str, str], release: PulumiStack, kube: Kube, client: Client, namespace: str
     ) -> None:
-        """The test hooks: a canary image containing `faulty` and `slow` (docs/getting-started.md: the local cluster)."""
+        """The test hooks: a canary image containing `faulty` and `slow` (docs/getting-started.md: the local
+        cluster)."""
         image = "registry.example/podinfo:faulty-slow-1"
         release.set_config({"canaryImage": image})
         release.up().check()
