@@ -25,8 +25,8 @@ the pod's own address in the bed, after the same check.
   the failed requests (response flags, details, upstream), to tell a missing cluster from a refusing pod.
 
 The split here is not a coin flip per request (docs/getting-started.md, the local cluster: one Envoy worker
-with locality weights gives a near-deterministic split), so the checks pass comfortably on a healthy bed; what makes them
-meaningful is their power against a wrong split, asserted for each N.
+with locality weights gives a near-deterministic split), so the checks pass comfortably on a healthy bed;
+what makes them meaningful is their power against a wrong split, asserted for each N.
 
 Every request loop is bounded in count and in time (`Load`, `Stream` and `wait_for` bounds).
 """
