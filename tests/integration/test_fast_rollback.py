@@ -161,7 +161,10 @@ def test_record_step_stopped_after_the_write_keeps_traffic_safe_and_says_to_run_
     """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) or `kill PID` (SIGTERM to the
     CLI alone: a cancelled CI job, a stopped container) while the record's `pulumi up` runs. The CLI passes
     one interrupt to that update (it runs in a session of its own), says that traffic is safe and what to
-    run, and exits 130 or 143; nothing is left locked, and that `pulumi up` converges."""
+    run, and exits 130 or 143; nothing is left locked, and that `pulumi up` converges. Whatever the timing:
+    when the interrupt reaches the program while it still imports pulumi (often, on a fast machine), Python's
+    KeyboardInterrupt traceback that Pulumi relays is the interrupt's echo, and the CLI leaves it out
+    (canary.ops.pulumi.deadline.InterruptEcho): the user sees messages, never a traceback."""
     before = live_route(stack, kube)
     running = start_canary(stack, "rollback", "--yes")
     assert running.wait_for_line("Traffic safe: live route") is not None, running.finish()

@@ -213,5 +213,22 @@ def test_any_other_traceback_is_passed_on_whole() -> None:
     assert echo_of(failure) == failure
     cut_short = KEYBOARD_INTERRUPT[:2]
     assert echo_of(cut_short) == cut_short
-    prefixed = [f"pulumi:pulumi:Stack dev {line[4:]}" for line in KEYBOARD_INTERRUPT]
-    assert echo_of(prefixed) == [], "a prefix of Pulumi's is the same on every line of the traceback"
+
+
+def test_the_traceback_as_pulumi_shows_it_inline_is_dropped() -> None:
+    """The shape seen from pulumi v3.274.1 when a Ctrl-C reached `canary rollback`'s record while the program
+    imported pulumi: each line behind the stack's row (and again, indented, under Diagnostics)."""
+    row = "    pulumi:pulumi:Stack gateway-canary-dev  "
+    inline = [
+        f"{row}error: update canceled",
+        f"{row}Traceback (most recent call last):",
+        f'{row}  File "/work/.tools/bin/pulumi-language-python-exec", line 17, in <module>',
+        f"{row}    import pulumi",
+        f'{row}  File "/work/.venv/lib/python3.11/site-packages/pulumi/__init__.py", line 23, in <module>',
+        f"{row}    from .runtime import _instrumentation  # noqa: F401 - imported for side effects",
+        f"{row}    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        f'{row}  File "<frozen importlib._bootstrap>", line 405, in parent',
+        f"{row}KeyboardInterrupt",
+        "    pulumi:pulumi:Stack gateway-canary-dev **failed** 1 error; 32 messages",
+    ]
+    assert echo_of(inline) == [inline[0], inline[-1]]
