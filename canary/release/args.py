@@ -50,6 +50,14 @@ class CanaryReleaseArgs(TypedDict):
     """Port the app listens on (1..65535); the Services expose it as port 80."""
     health_path: NotRequired[str]
     """HTTP path of the readiness probe, starting with "/"."""
+    pod_template: NotRequired[pulumi.Input[Mapping[str, Any]]]
+    """The app's own pod template (a PodTemplateSpec as a camelCase dict, Pulumi Inputs inside it allowed, or
+    a typed `pulumi_kubernetes.core.v1.PodTemplateSpecArgs`), run by both tracks; {} means the built-in
+    one-container template. The app container must not set `image` (stable_image and canary_image do)."""
+    canary_pod_template: NotRequired[pulumi.Input[Mapping[str, Any]]]
+    """Fields merged over pod_template for the canary only (containers by name); {} means none."""
+    app_container: NotRequired[str]
+    """Name of the container that runs the release's images; "" means the template's first container."""
     hostnames: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
     """Hostnames of the route and of the owned Gateway's listeners (at most 16); empty matches any host."""
     gateway_class_name: NotRequired[str]
@@ -96,7 +104,7 @@ def snake_case(key: str) -> str:
 FIELDS: tuple[str, ...] = tuple(CanaryReleaseArgs.__annotations__)
 """Every field of CanaryReleaseArgs, in declaration order (camel-cased: canary.release.keys.RELEASE_KEYS)."""
 
-_SCHEMA_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array"}
+_SCHEMA_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array", dict: "object"}
 
 DEFAULTS: dict[str, Any] = {
     "app_name": "podinfo",
@@ -109,6 +117,9 @@ DEFAULTS: dict[str, Any] = {
     "canary_replicas": 1,
     "container_port": 9898,
     "health_path": "/readyz",
+    "pod_template": {},
+    "canary_pod_template": {},
+    "app_container": "",
     "hostnames": [],
     "gateway_class_name": "gateway-canary",
     "create_gateway": True,
@@ -130,6 +141,8 @@ def is_known(value: object) -> bool:
     """True when a value is plain data now (no Output or awaitable anywhere in it)."""
     if isinstance(value, list | tuple):
         return all(is_known(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(key, str) and is_known(item) for key, item in value.items())
     return isinstance(value, str | int | float | bool)
 
 
@@ -143,11 +156,27 @@ def split_inputs(args: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any
     pending: dict[str, Any] = {}
     for name, value in {**DEFAULTS, **args}.items():
         key = camel_case(name)
+        value = plain_objects(value)
         if is_known(value):
             known[key] = config_string(value)
         else:
             pending[key] = value
     return known, pending
+
+
+def plain_objects(value: Any) -> Any:
+    """`value` with every typed Pulumi input object in it (`pulumi_kubernetes.core.v1.PodTemplateSpecArgs`
+    and the like) turned into the camelCase dict it stands for; Outputs inside are kept. The SDK has no
+    public way to do this: pulumi._types.input_type_to_dict gives one level with the schema's names."""
+    from pulumi import _types
+
+    if _types.is_input_type(type(value)):
+        return {key: plain_objects(item) for key, item in _types.input_type_to_dict(value).items()}
+    if isinstance(value, Mapping):
+        return {key: plain_objects(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_objects(item) for item in value]
+    return value
 
 
 def args_from_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
@@ -167,7 +196,7 @@ def args_from_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
             value = text == "true"
         elif kind == "integer":
             value = int(text)
-        elif kind == "array":
+        elif kind in ("array", "object"):
             value = json.loads(text)
         else:
             value = text
@@ -178,7 +207,8 @@ def args_from_config(raw: Mapping[str, str]) -> CanaryReleaseArgs:
 
 
 def _field_type(name: str) -> str:
-    """The Pulumi.yaml type of a field ("string", "integer", "boolean", "array"), from its annotation."""
+    """The Pulumi.yaml type of a field ("string", "integer", "boolean", "array", "object"), from its
+    annotation."""
     return _schema_type(CanaryReleaseArgs.__annotations__[name])
 
 
@@ -191,4 +221,6 @@ def _schema_type(annotation: Any) -> str:
         return _schema_type(typing.get_args(annotation)[0])
     if origin is list or origin is Sequence:
         return "array"
+    if origin is dict or origin is Mapping:
+        return "object"
     return _SCHEMA_TYPES[annotation]

@@ -19,6 +19,9 @@ RELEASE_KEYS: tuple[str, ...] = (
     "canaryReplicas",
     "containerPort",
     "healthPath",
+    "podTemplate",
+    "canaryPodTemplate",
+    "appContainer",
     "hostnames",
     "gatewayClassName",
     "createGateway",
@@ -42,7 +45,8 @@ SECRET_KEYS = frozenset({"tlsCert", "tlsKey"})
 
 
 def config_string(value: object) -> str:
-    """A value the way the engine hands config to a program: scalars as text, arrays as compact JSON."""
+    """A value the way the engine hands config to a program: scalars as text, arrays and objects as compact
+    JSON."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple | dict):

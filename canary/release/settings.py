@@ -3,8 +3,10 @@
 Frozen and plain (no Pulumi types), so specs are pure functions of it and tests build it directly.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from canary.route_state import phase_of
 
@@ -45,6 +47,12 @@ class ReleaseSettings:
     """Port the application listens on."""
     health_path: str
     """HTTP path of the readiness probe."""
+    pod_template: Mapping[str, Any] | None = field(hash=False)
+    """The app's own pod template (podTemplate), as given; None means the built-in one-container template."""
+    canary_pod_template: Mapping[str, Any] | None = field(hash=False)
+    """Fields merged over the template for the canary only (canaryPodTemplate); None means none."""
+    app_container: str | None
+    """Name of the container that runs the release's images; None means the template's first container."""
     hostnames: tuple[str, ...]
     """Hostnames of the route (and of the owned Gateway's listeners), sorted; empty matches any host."""
     gateway_class_name: str

@@ -16,12 +16,20 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal
+from typing import Any
 
 from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES
 from canary.names import MAX_APP_NAME
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
+from canary.release.pod_template import app_container_index, merge, restricted_problems, with_baseline
 from canary.release.settings import CanaryHeader, ReleaseSettings
+from canary.release.workload import (
+    BUILT_IN_CONTAINER,
+    container_resources,
+    container_security_context,
+    pod_security_context,
+)
 from canary.weights import parse_percent
 
 CONFIG_KEYS = (*RELEASE_KEYS[:6], *OPS_KEYS, *RELEASE_KEYS[6:])
@@ -145,6 +153,25 @@ class ConfigReader:
             self.reject(key, str(err))
             return Decimal(0)
 
+    def problem(self, key: str, message: str) -> None:
+        """A problem with a part of the key's value, said in full by `message` (which names the key and the
+        part: a whole pod template is too large to repeat)."""
+        self.failed.add(key)
+        self.problems.append((key, message))
+
+    def json_object(self, key: str, allowed: str) -> dict[str, Any]:
+        value = self.text(key)
+        if not self.ok(key):
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            self.reject(key, allowed)
+            return {}
+        return parsed
+
     def json_list(self, key: str, allowed: str) -> list[object]:
         value = self.text(key)
         if not self.ok(key):
@@ -212,6 +239,7 @@ def parse_config(
     health_path = r.text("healthPath")
     if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
         r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
+    pod_template, canary_pod_template, app_container = _pod_templates(r, container_port, health_path)
     hostnames = _hostnames(r)
     create_gateway = r.boolean("createGateway")
     gateway_class_name = r.text("gatewayClassName")
@@ -252,6 +280,9 @@ def parse_config(
         canary_replicas=canary_replicas,
         container_port=container_port,
         health_path=health_path,
+        pod_template=pod_template or None,
+        canary_pod_template=canary_pod_template or None,
+        app_container=app_container or None,
         hostnames=hostnames,
         gateway_class_name=gateway_class_name,
         create_gateway=create_gateway,
@@ -266,6 +297,92 @@ def parse_config(
         tls_cert=tls_cert or None,
         tls_key=tls_key or None,
     )
+
+
+def _pod_templates(
+    r: ConfigReader, container_port: int, health_path: str
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """podTemplate, canaryPodTemplate and appContainer, checked together: a template with named containers,
+    an app container it has and whose image it leaves to stableImage/canaryImage, and both tracks' rendered
+    templates admitted by Pod Security "restricted" (canary.release.pod_template)."""
+    allowed = (
+        "an object: a Kubernetes PodTemplateSpec (metadata, spec) as `kubectl get -o yaml` shows it, or {}"
+    )
+    template = r.json_object("podTemplate", allowed)
+    canary_fields = r.json_object("canaryPodTemplate", allowed)
+    app_container = r.text("appContainer")
+    if not r.ok("podTemplate", "canaryPodTemplate", "appContainer"):
+        return template, canary_fields, app_container
+    if not template and app_container not in ("", BUILT_IN_CONTAINER):
+        r.reject(
+            "appContainer",
+            f'"" while podTemplate is {{}} (the built-in template\'s container is {BUILT_IN_CONTAINER!r})',
+        )
+        return template, canary_fields, app_container
+    base = template or {"spec": {"containers": [{"name": BUILT_IN_CONTAINER}]}}
+    for key, value in (("podTemplate", template), ("canaryPodTemplate", canary_fields)):
+        for message in _unnamed_containers(key, value, required=key == "podTemplate" and bool(template)):
+            r.problem(key, message)
+    if not r.ok("podTemplate", "canaryPodTemplate"):
+        return template, canary_fields, app_container
+    index = app_container_index(base, app_container or None)
+    if index is None:
+        names = [c["name"] for c in base["spec"]["containers"]]
+        r.reject("appContainer", f"the name of a container of podTemplate: {', '.join(map(repr, names))}")
+        return template, canary_fields, app_container
+    app_name = base["spec"]["containers"][index]["name"]
+    for key, value in (("podTemplate", template), ("canaryPodTemplate", canary_fields)):
+        for i, container in enumerate(((value.get("spec") or {}).get("containers")) or []):
+            if container.get("name") == app_name and "image" in container:
+                r.problem(
+                    key,
+                    f"{key}.spec.containers[{i}].image: {container['image']!r} is not allowed: the app "
+                    "container's image is set by stableImage and canaryImage (one place sets the version); "
+                    "remove it",
+                )
+    if not r.ok("podTemplate", "canaryPodTemplate"):
+        return template, canary_fields, app_container
+    rendered = {
+        track: with_baseline(
+            fields,
+            labels={},
+            image=DEFERRED_PLACEHOLDERS["canaryImage"],
+            app_container=app_container or None,
+            container_port=container_port,
+            health_path=health_path,
+            pod_security=pod_security_context(),
+            container_security=container_security_context(),
+            resources=container_resources(),
+        )
+        for track, fields in (("stable", base), ("canary", merge(base, canary_fields)))
+    }
+    stable_problems = restricted_problems(rendered["stable"], "podTemplate")
+    for message in stable_problems:
+        r.problem("podTemplate", message)
+    for message in restricted_problems(rendered["canary"], "canaryPodTemplate"):
+        if message.replace("canaryPodTemplate.", "podTemplate.", 1) not in stable_problems:
+            r.problem("canaryPodTemplate", f"{message} (with canaryPodTemplate merged over it)")
+    return template, canary_fields, app_container
+
+
+def _unnamed_containers(key: str, template: Mapping[str, Any], *, required: bool) -> list[str]:
+    """What is wrong with a template's containers: none at all (when `required`), or one without a name."""
+    spec = template.get("spec")
+    if spec is not None and not isinstance(spec, dict):
+        return [f"{key}.spec: {spec!r} is not allowed: an object (a PodSpec)"]
+    containers = (spec or {}).get("containers")
+    if containers is None and not required:
+        return []
+    if not isinstance(containers, list) or (required and not containers):
+        return [f"{key}.spec.containers: {containers!r} is not allowed: a list of at least one container"]
+    names = [c.get("name") if isinstance(c, dict) else None for c in containers]
+    problems = [
+        f"{key}.spec.containers[{i}].name: {name!r} is not allowed: every container has a name, once (a "
+        "DNS-1123 label)"
+        for i, name in enumerate(names)
+        if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name) or names.count(name) > 1
+    ]
+    return problems
 
 
 def _image(r: ConfigReader, key: str, *, required: bool) -> str:

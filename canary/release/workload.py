@@ -14,14 +14,13 @@ Manifests are plain camelCase dicts, as `kubectl get -o yaml` shows them; empty 
 from typing import Any
 
 from canary.names import Track, object_name, track_labels
+from canary.release.pod_template import PORT_NAME, app_container_index, merge, serving_port, with_baseline
 from canary.release.settings import ReleaseSettings
 
 Manifest = dict[str, Any]
 
 SERVICE_PORT = 80
 """Port every Service exposes; the route's backendRefs use it, whatever port the app listens on."""
-PORT_NAME = "http"
-"""Name of the container port; the Service and the readiness probe target it by name."""
 
 RUN_AS_USER = 65532
 """Non-root UID and GID the pods run as (the conventional "nonroot" user of distroless images)."""
@@ -81,33 +80,46 @@ def pod_security_context() -> Manifest:
     }
 
 
-def pod_template(labels: dict[str, str], image: str, container_port: int, health_path: str) -> Manifest:
-    """Pod template of one track: one container with a readiness probe, requests, limits, restricted PSS.
+BUILT_IN_CONTAINER = "app"
+"""The one container of the built-in template (podTemplate {}): the release's images, containerPort and
+healthPath, and the baseline below. Rendered through the same path as a user's template."""
+
+
+def pod_template(args: ReleaseSettings, track: Track) -> Manifest:
+    """Pod template of one track: the app's own template (podTemplate, with canaryPodTemplate merged over it
+    for the canary) or the built-in one-container template, with the track's labels and image and the
+    baseline where the template says nothing (canary.release.pod_template): restricted PSS, requests and
+    limits, a readiness probe.
 
     The readiness probe is what makes the Deployment Available, and Pulumi waits for Available before the
     route (which depends on the Deployment) moves traffic.
     """
-    return {
-        "metadata": {"labels": dict(labels)},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": pod_security_context(),
-            "containers": [
-                {
-                    "name": "app",
-                    "image": image,
-                    "ports": [{"name": PORT_NAME, "containerPort": container_port, "protocol": "TCP"}],
-                    "readinessProbe": {
-                        "httpGet": {"path": health_path, "port": PORT_NAME},
-                        "periodSeconds": 5,
-                        "failureThreshold": 3,
-                    },
-                    "resources": container_resources(),
-                    "securityContext": container_security_context(),
-                }
-            ],
-        },
-    }
+    base = args.pod_template or {"spec": {"containers": [{"name": BUILT_IN_CONTAINER}]}}
+    if track == "canary":
+        assert args.canary_image is not None, "the canary track exists only with a canary image"
+        template, image = merge(base, args.canary_pod_template or {}), args.canary_image
+    else:
+        template, image = base, args.stable_image
+    return with_baseline(
+        template,
+        labels=track_labels(args.app_name, track),
+        image=image,
+        app_container=args.app_container,
+        container_port=args.container_port,
+        health_path=args.health_path,
+        pod_security=pod_security_context(),
+        container_security=container_security_context(),
+        resources=container_resources(),
+    )
+
+
+def app_port(args: ReleaseSettings) -> str | int:
+    """The port the Services target: the app container's serving port (canary.release.pod_template), the
+    same on both tracks."""
+    template = pod_template(args, "stable")
+    index = app_container_index(template, args.app_container)
+    assert index is not None, "validate.py refuses a template without its app container"
+    return serving_port(template["spec"]["containers"][index])
 
 
 def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
@@ -117,11 +129,7 @@ def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
     canary image) keeps stable's capacity while it rolls.
     """
     labels = track_labels(args.app_name, track)
-    if track == "stable":
-        image, replicas = args.stable_image, args.stable_replicas
-    else:
-        assert args.canary_image is not None, "the canary track exists only with a canary image"
-        image, replicas = args.canary_image, args.canary_replicas
+    replicas = args.stable_replicas if track == "stable" else args.canary_replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -134,7 +142,7 @@ def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": pod_template(labels, image, args.container_port, args.health_path),
+            "template": pod_template(args, track),
         },
     }
 
@@ -152,6 +160,8 @@ def service_manifest(args: ReleaseSettings, track: Track) -> Manifest:
         },
         "spec": {
             "selector": labels,
-            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [
+                {"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": app_port(args), "protocol": "TCP"}
+            ],
         },
     }

@@ -38,6 +38,8 @@ INPUTS = {
     "hostnames",
     "gatewayName",
     "gatewayNamespace",
+    "podTemplate",
+    "canaryPodTemplate",
     "tlsCert",
     "tlsKey",
 }

@@ -288,6 +288,6 @@ def test_rules_accept_read_only_mappings_and_sequences() -> None:
 
 
 def test_pod_template_of_the_program_is_the_compliant_reference() -> None:
-    template = pod_template({}, "app:1", 8080, "/healthz")
+    template = pod_template(release_settings(), "stable")
     obj = {"metadata": {"name": "x"}, "spec": {"template": template}}
     assert rules.pod_security_problems(*DEPLOYMENT, obj) == []

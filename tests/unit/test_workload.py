@@ -81,12 +81,79 @@ def test_rolling_update_keeps_capacity() -> None:
 
 
 def test_pod_template_probe_port_and_resources() -> None:
-    template = pod_template(track_labels("a", "stable"), "nginx:1", 8080, "/healthz")
+    template = pod_template(
+        release_settings(stableImage="nginx:1", containerPort=8080, healthPath="/healthz"), "stable"
+    )
     container = template["spec"]["containers"][0]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+BEFORE_POD_TEMPLATES = {
+    "metadata": {"labels": {"app.kubernetes.io/name": "a", "gateway-canary/track": "canary"}},
+    "spec": {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "app",
+                "image": CANARY,
+                "ports": [{"name": "http", "containerPort": 9898, "protocol": "TCP"}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", "port": "http"},
+                    "periodSeconds": 5,
+                    "failureThreshold": 3,
+                },
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "500m", "memory": "128Mi"},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            }
+        ],
+    },
+}
+"""The canary's pod template as the release rendered it before podTemplate existed (written out by hand from
+that version's workload.pod_template): a stack without a template must keep exactly these objects."""
+
+
+def test_without_a_template_the_pod_template_and_service_are_as_before() -> None:
+    args = release_settings(appName="a", canaryImage=CANARY)
+    assert pod_template(args, "canary") == BEFORE_POD_TEMPLATES
+    assert service_manifest(args, "canary")["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+
+def test_the_apps_own_template_runs_on_both_tracks_with_their_images() -> None:
+    template = {
+        "metadata": {"labels": {"team": "payments"}},
+        "spec": {"containers": [{"name": "web", "ports": [{"name": "web", "containerPort": 8080}]}]},
+    }
+    canary_fields = {"spec": {"containers": [{"name": "web", "env": [{"name": "FEATURE", "value": "on"}]}]}}
+    args = release_settings(
+        appName="a", canaryImage=CANARY, podTemplate=template, canaryPodTemplate=canary_fields
+    )
+    stable, canary = pod_template(args, "stable"), pod_template(args, "canary")
+    assert stable["spec"]["containers"][0]["image"] == args.stable_image
+    assert canary["spec"]["containers"][0]["image"] == CANARY
+    assert "env" not in stable["spec"]["containers"][0]
+    assert canary["spec"]["containers"][0]["env"] == [{"name": "FEATURE", "value": "on"}]
+    assert stable["metadata"]["labels"] == {"team": "payments", **track_labels("a", "stable")}
+    assert service_manifest(args, "stable")["spec"]["ports"][0]["targetPort"] == "web"
 
 
 def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
