@@ -340,9 +340,7 @@ def _pod_templates(
                     "container's image is set by stableImage and canaryImage (one place sets the version); "
                     "remove it",
                 )
-    if not r.ok("podTemplate", "canaryPodTemplate"):
-        return template, canary_fields, app_container
-    rendered = {
+    rendered = {  # checked even after an image problem: every problem is reported at once
         track: with_baseline(
             fields,
             labels={},
