@@ -105,6 +105,20 @@ def set_in_stack_file(stack: PulumiStack, values: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(doc))
 
 
+def templated_stack(env: dict[str, str], kube: Kube, tmp_path: Path) -> tuple[PulumiStack, str]:
+    """A new stack of the release in a namespace of the platform's, with TEMPLATE in its stack file."""
+    namespace = unique("gc-podtpl")
+    platform(kube, namespace)
+    stack = release_stack(
+        env,
+        tmp_path,
+        "podtpl",
+        {"appName": APP, "namespace": namespace, "createNamespace": "false", "stableImage": V1},
+    )
+    set_in_stack_file(stack, {"podTemplate": TEMPLATE})
+    return stack, namespace
+
+
 def live_template(kube: Kube, namespace: str, track: str) -> dict[str, Any]:
     deployment = kube.get("deployment", f"{APP}-{track}", namespace)
     assert deployment is not None and is_available(deployment), deployment
@@ -115,15 +129,7 @@ def live_template(kube: Kube, namespace: str, track: str) -> dict[str, Any]:
 def test_the_apps_template_runs_on_both_tracks_as_written(
     env: dict[str, str], kube: Kube, tmp_path: Path
 ) -> None:
-    namespace = unique("gc-podtpl")
-    platform(kube, namespace)
-    stack = release_stack(
-        env,
-        tmp_path,
-        "podtpl",
-        {"appName": APP, "namespace": namespace, "createNamespace": "false", "stableImage": V1},
-    )
-    set_in_stack_file(stack, {"podTemplate": TEMPLATE})
+    stack, namespace = templated_stack(env, kube, tmp_path)
     stack.up("stable from the app's own template").check()
     stack.set_config({"canaryImage": V2, "canaryWeight": "25"})
     set_in_stack_file(stack, {"canaryPodTemplate": CANARY_FIELDS})
@@ -166,15 +172,7 @@ def test_the_apps_template_runs_on_both_tracks_as_written(
 def test_a_template_that_sets_the_app_image_changes_nothing(
     env: dict[str, str], kube: Kube, tmp_path: Path
 ) -> None:
-    namespace = unique("gc-podtpl")
-    platform(kube, namespace)
-    stack = release_stack(
-        env,
-        tmp_path,
-        "podtpl",
-        {"appName": APP, "namespace": namespace, "createNamespace": "false", "stableImage": V1},
-    )
-    set_in_stack_file(stack, {"podTemplate": TEMPLATE})
+    stack, namespace = templated_stack(env, kube, tmp_path)
     stack.up().check()
     before = kube.get("deployment", f"{APP}-stable", namespace)
     assert before is not None
