@@ -58,6 +58,11 @@ class CanaryReleaseArgs(TypedDict):
     """Fields merged over pod_template for the canary only (containers by name); {} means none."""
     app_container: NotRequired[str]
     """Name of the container that runs the release's images; "" means the template's first container."""
+    autoscaling: NotRequired[Mapping[str, Any]]
+    """A HorizontalPodAutoscaler per track (minReplicas, maxReplicas, cpuUtilization, memoryUtilization or
+    raw autoscaling/v2 metrics); {} means off. Once on, spec.replicas is the autoscaler's."""
+    pod_disruption_budget: NotRequired[Mapping[str, Any]]
+    """A PodDisruptionBudget per track: minAvailable or maxUnavailable (pods, or "50%"); {} means none."""
     hostnames: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
     """Hostnames of the route and of the owned Gateway's listeners (at most 16); empty matches any host."""
     gateway_class_name: NotRequired[str]
@@ -120,6 +125,8 @@ DEFAULTS: dict[str, Any] = {
     "pod_template": {},
     "canary_pod_template": {},
     "app_container": "",
+    "autoscaling": {},
+    "pod_disruption_budget": {},
     "hostnames": [],
     "gateway_class_name": "gateway-canary",
     "create_gateway": True,

@@ -74,10 +74,11 @@ def resolve_settings(args: Mapping[str, Any]) -> Settings:
 class CanaryRelease(pulumi.ComponentResource):
     """A stable and an optional canary version of one app behind one Gateway API HTTPRoute.
 
-    Children: the Namespace (createNamespace), per track a Deployment and a Service named `<app>-<track>`,
-    the Gateway (createGateway) and the HTTPRoute `<app>`. Every child is parented to this component, so an
-    explicit Kubernetes provider passed in `opts` (provider= or providers=) reaches all of them; the
-    component never builds a provider itself.
+    Children: the Namespace (createNamespace), per track a Deployment and a Service named `<app>-<track>`
+    (and a HorizontalPodAutoscaler and a PodDisruptionBudget of that name with autoscaling and
+    podDisruptionBudget), the Gateway (createGateway) and the HTTPRoute `<app>`. Every child is parented
+    to this component, so an explicit Kubernetes provider passed in `opts` (provider= or providers=)
+    reaches all of them; the component never builds a provider itself.
 
     Ordering, all from dependencies rather than from sequencing code:
 
@@ -153,6 +154,8 @@ class CanaryRelease(pulumi.ComponentResource):
 
         self.deployments: dict[Track, kubernetes.apps.v1.Deployment] = {}
         self.services: dict[Track, kubernetes.core.v1.Service] = {}
+        self.autoscalers: dict[Track, kubernetes.autoscaling.v2.HorizontalPodAutoscaler] = {}
+        self.disruption_budgets: dict[Track, kubernetes.policy.v1.PodDisruptionBudget] = {}
         # How long the provider's await may wait for a Deployment to become Available, for its Service to
         # select a ready pod, and for the gateway's verdict on the route and Gateway (waitForGateway): the
         # engine's own timeout, not a field of any object, so changing it changes no live object.
@@ -173,6 +176,20 @@ class CanaryRelease(pulumi.ComponentResource):
                 spec=self._part(_pick("services", track, "spec")),
                 opts=pulumi.ResourceOptions.merge(self._child(scoped), rollout_timeouts),
             )
+            if shape.autoscaling is not None:
+                self.autoscalers[track] = kubernetes.autoscaling.v2.HorizontalPodAutoscaler(
+                    f"{name}-{track}",
+                    metadata=self._part(_pick("autoscalers", track, "metadata")),
+                    spec=self._part(_pick("autoscalers", track, "spec")),
+                    opts=self._child(scoped),
+                )
+            if shape.pod_disruption_budget is not None:
+                self.disruption_budgets[track] = kubernetes.policy.v1.PodDisruptionBudget(
+                    f"{name}-{track}",
+                    metadata=self._part(_pick("disruption_budgets", track, "metadata")),
+                    spec=self._part(_pick("disruption_budgets", track, "spec")),
+                    opts=self._child(scoped),
+                )
 
         self.gateway: kubernetes.apiextensions.CustomResource | None = None
         if shape.create_gateway:
@@ -317,7 +334,8 @@ def _some(manifest: Manifest | None) -> Manifest:
 
 
 def _pick(objects: str, track: Track, part: str) -> Callable[[ReleaseManifests], Any]:
-    """Picks one part of one track's rendered Deployment or Service (a named function, bound per track)."""
+    """Picks one part of one track's rendered object of a kind (`objects`: a per-track field of
+    ReleaseManifests; a named function, bound per track)."""
 
     def pick(rendered: ReleaseManifests) -> Any:
         manifests: dict[Track, Manifest] = getattr(rendered, objects)

@@ -22,6 +22,8 @@ RELEASE_KEYS: tuple[str, ...] = (
     "podTemplate",
     "canaryPodTemplate",
     "appContainer",
+    "autoscaling",
+    "podDisruptionBudget",
     "hostnames",
     "gatewayClassName",
     "createGateway",

@@ -18,7 +18,9 @@ from canary.release.settings import ReleaseSettings
 from canary.release.validate import ConfigError
 from canary.release.workload import (
     Manifest,
+    autoscaler_manifest,
     deployment_manifest,
+    disruption_budget_manifest,
     namespace_manifest,
     service_manifest,
     tracks,
@@ -38,6 +40,10 @@ class ReleaseManifests:
     """ServiceAccount, Role and RoleBinding of the rollout operator (rolloutOperator), else empty."""
     tls_secret: Manifest | None = None
     """The TLS Secret built from tlsCert and tlsKey, else None (the Secret is managed elsewhere)."""
+    autoscalers: dict[Track, Manifest] = field(default_factory=dict)
+    """A HorizontalPodAutoscaler per track (autoscaling), else empty."""
+    disruption_budgets: dict[Track, Manifest] = field(default_factory=dict)
+    """A PodDisruptionBudget per track (podDisruptionBudget), else empty."""
 
 
 def render(args: ReleaseSettings) -> ReleaseManifests:
@@ -56,6 +62,12 @@ def render(args: ReleaseSettings) -> ReleaseManifests:
         if args.rollout_operator is not None
         else [],
         tls_secret=tls_secret_manifest(args) if args.tls_cert is not None else None,
+        autoscalers={track: autoscaler_manifest(args, track) for track in tracks(args)}
+        if args.autoscaling is not None
+        else {},
+        disruption_budgets={track: disruption_budget_manifest(args, track) for track in tracks(args)}
+        if args.pod_disruption_budget is not None
+        else {},
     )
     problems = limit_problems(rendered.route, rendered.gateway)
     if problems:

@@ -20,6 +20,16 @@ class CanaryHeader:
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    """A HorizontalPodAutoscaler per track (autoscaling/v2)."""
+
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[Mapping[str, Any], ...] = field(hash=False)
+    """autoscaling/v2 MetricSpecs, as the HPA's spec.metrics lists them."""
+
+
+@dataclass(frozen=True)
 class ReleaseSettings:
     """Validated settings for one CanaryRelease; build it with validate.parse_config.
 
@@ -53,6 +63,11 @@ class ReleaseSettings:
     """Fields merged over the template for the canary only (canaryPodTemplate); None means none."""
     app_container: str | None
     """Name of the container that runs the release's images; None means the template's first container."""
+    autoscaling: Autoscaling | None
+    """A HorizontalPodAutoscaler per track; None means the Deployments run the configured replicas."""
+    pod_disruption_budget: Mapping[str, int | str] | None = field(hash=False)
+    """The PodDisruptionBudget's spec field per track ({"minAvailable": 2} or {"maxUnavailable": "50%"});
+    None means none."""
     hostnames: tuple[str, ...]
     """Hostnames of the route (and of the owned Gateway's listeners), sorted; empty matches any host."""
     gateway_class_name: str

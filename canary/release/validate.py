@@ -23,7 +23,7 @@ from canary.names import MAX_APP_NAME
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
 from canary.release.pod_template import app_container_index, merge, restricted_problems, with_baseline
-from canary.release.settings import CanaryHeader, ReleaseSettings
+from canary.release.settings import Autoscaling, CanaryHeader, ReleaseSettings
 from canary.release.workload import (
     BUILT_IN_CONTAINER,
     container_resources,
@@ -240,6 +240,8 @@ def parse_config(
     if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
         r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
     pod_template, canary_pod_template, app_container = _pod_templates(r, container_port, health_path)
+    autoscaling = _autoscaling(r)
+    disruption_budget = _disruption_budget(r)
     hostnames = _hostnames(r)
     create_gateway = r.boolean("createGateway")
     gateway_class_name = r.text("gatewayClassName")
@@ -283,6 +285,8 @@ def parse_config(
         pod_template=pod_template or None,
         canary_pod_template=canary_pod_template or None,
         app_container=app_container or None,
+        autoscaling=autoscaling,
+        pod_disruption_budget=disruption_budget,
         hostnames=hostnames,
         gateway_class_name=gateway_class_name,
         create_gateway=create_gateway,
@@ -361,6 +365,95 @@ def _pod_templates(
         if message.replace("canaryPodTemplate.", "podTemplate.", 1) not in stable_problems:
             r.problem("canaryPodTemplate", f"{message} (with canaryPodTemplate merged over it)")
     return template, canary_fields, app_container
+
+
+AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "cpuUtilization", "memoryUtilization", "metrics")
+
+
+def _autoscaling(r: ConfigReader) -> Autoscaling | None:
+    """The `autoscaling` object: {} (off), or replica bounds and at least one metric."""
+    key = "autoscaling"
+    given = r.json_object(
+        key, "an object with minReplicas, maxReplicas and cpuUtilization, memoryUtilization or metrics, or {}"
+    )
+    if not given or not r.ok(key):
+        return None
+    for field_name in sorted(set(given) - set(AUTOSCALING_FIELDS)):
+        r.problem(key, f"{key}.{field_name}: unknown field (known: {', '.join(AUTOSCALING_FIELDS)})")
+
+    def count(name: str, low: int, high: int, *, required: bool) -> int | None:
+        value = given.get(name)
+        if value is None and not required:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            r.problem(key, f"{key}.{name}: {value!r} is not allowed: an integer from {low} to {high}")
+            return None
+        return value
+
+    low = count("minReplicas", 1, 1000, required=True)
+    high = count("maxReplicas", 1, 1000, required=True)
+    if low is not None and high is not None and high < low:
+        r.problem(key, f"{key}.maxReplicas: {high} is not allowed: at least minReplicas ({low})")
+    metrics: list[dict[str, Any]] = []
+    for resource in ("cpu", "memory"):
+        percent = count(f"{resource}Utilization", 1, 1000, required=False)
+        if percent is not None:
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": resource,
+                        "target": {"type": "Utilization", "averageUtilization": percent},
+                    },
+                }
+            )
+    raw = given.get("metrics")
+    if raw is not None:
+        if not isinstance(raw, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("type"), str) for m in raw
+        ):
+            r.problem(
+                key,
+                f"{key}.metrics: {raw!r} is not allowed: a list of autoscaling/v2 MetricSpecs, each with a "
+                "type",
+            )
+        else:
+            metrics += raw
+    if not metrics and r.ok(key):
+        r.problem(
+            key,
+            f"{key}: {given!r} is not allowed: cpuUtilization, memoryUtilization or metrics must say what "
+            "to scale on",
+        )
+    if not r.ok(key) or low is None or high is None:
+        return None
+    return Autoscaling(min_replicas=low, max_replicas=high, metrics=tuple(metrics))
+
+
+_PERCENT = re.compile(r"(100|[1-9]?[0-9])%")
+
+
+def _disruption_budget(r: ConfigReader) -> dict[str, int | str] | None:
+    """The `podDisruptionBudget` object: {} (none), or exactly one of minAvailable and maxUnavailable."""
+    key = "podDisruptionBudget"
+    given = r.json_object(
+        key, 'an object with minAvailable or maxUnavailable (pods, or a percent like "50%"), or {}'
+    )
+    if not given or not r.ok(key):
+        return None
+    fields = set(given)
+    if len(fields) != 1 or not fields <= {"minAvailable", "maxUnavailable"}:
+        r.reject(key, 'exactly one of minAvailable and maxUnavailable, e.g. {"maxUnavailable": 1}')
+        return None
+    ((name, value),) = given.items()
+    counted = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if not counted and not (isinstance(value, str) and _PERCENT.fullmatch(value)):
+        r.problem(
+            key,
+            f'{key}.{name}: {value!r} is not allowed: a number of pods (0 or more) or a percent like "50%"',
+        )
+        return None
+    return {name: value}
 
 
 def _unnamed_containers(key: str, template: Mapping[str, Any], *, required: bool) -> list[str]:

@@ -130,6 +130,17 @@ def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
     """
     labels = track_labels(args.app_name, track)
     replicas = args.stable_replicas if track == "stable" else args.canary_replicas
+    spec: Manifest = {
+        "replicas": replicas,
+        "selector": {"matchLabels": labels},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": pod_template(args, track),
+    }
+    if args.autoscaling is not None:
+        # The autoscaler owns spec.replicas: a manifest that set it would make every `pulumi up` write it
+        # back over the autoscaler's (or `kubectl scale`'s) count, or fail on the server-side apply conflict
+        # (pulumi-kubernetes#2491). Left out, the field is never Pulumi's.
+        del spec["replicas"]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -138,12 +149,7 @@ def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
             "namespace": args.namespace,
             "labels": labels,
         },
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": pod_template(args, track),
-        },
+        "spec": spec,
     }
 
 
@@ -164,4 +170,44 @@ def service_manifest(args: ReleaseSettings, track: Track) -> Manifest:
                 {"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": app_port(args), "protocol": "TCP"}
             ],
         },
+    }
+
+
+def autoscaler_manifest(args: ReleaseSettings, track: Track) -> Manifest:
+    """The HorizontalPodAutoscaler (autoscaling/v2) of one track's Deployment, named like it."""
+    assert args.autoscaling is not None, "autoscalers exist only with autoscaling"
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": object_name(args.app_name, track),
+            "namespace": args.namespace,
+            "labels": track_labels(args.app_name, track),
+        },
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": object_name(args.app_name, track),
+            },
+            "minReplicas": args.autoscaling.min_replicas,
+            "maxReplicas": args.autoscaling.max_replicas,
+            "metrics": [dict(metric) for metric in args.autoscaling.metrics],
+        },
+    }
+
+
+def disruption_budget_manifest(args: ReleaseSettings, track: Track) -> Manifest:
+    """The PodDisruptionBudget (policy/v1) of one track's pods: a drain cannot take all of them at once."""
+    assert args.pod_disruption_budget is not None, "budgets exist only with podDisruptionBudget"
+    labels = track_labels(args.app_name, track)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": object_name(args.app_name, track),
+            "namespace": args.namespace,
+            "labels": labels,
+        },
+        "spec": {**args.pod_disruption_budget, "selector": {"matchLabels": labels}},
     }

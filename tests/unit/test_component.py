@@ -40,6 +40,8 @@ def settled(release: CanaryRelease) -> pulumi.Output[list[Any]]:
     children: list[pulumi.Resource] = [
         *release.deployments.values(),
         *release.services.values(),
+        *release.autoscalers.values(),
+        *release.disruption_budgets.values(),
         release.route,
     ]
     if release.namespace_resource is not None:
@@ -271,3 +273,33 @@ def test_promote_is_config_only() -> None:
         }
     ]
     assert promoted.deployments["stable"]["metadata"] == at_100.deployments["stable"]["metadata"]
+
+
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+@pulumi.runtime.test
+def test_autoscalers_and_budgets_per_track_and_replicas_left_to_them(
+    pulumi_mocks: PulumiMocks,
+) -> pulumi.Output[None]:
+    release = build(
+        canaryImage=CANARY,
+        autoscaling={"minReplicas": 2, "maxReplicas": 6, "cpuUtilization": 70},
+        podDisruptionBudget={"maxUnavailable": 1},
+    )
+
+    def check(_: Any) -> None:
+        extra = {(kind, f"podinfo-{track}") for kind in (HPA, PDB) for track in ("stable", "canary")}
+        assert registered(pulumi_mocks) == WITH_CANARY | extra
+        for resource in pulumi_mocks.mocks.resources:
+            if resource.typ == DEPLOYMENT:
+                assert "replicas" not in resource.inputs["spec"], resource.name
+            if resource.typ == HPA:
+                spec = resource.inputs["spec"]
+                assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 6)
+                assert spec["scaleTargetRef"]["name"] == resource.name
+            if resource.typ == PDB:
+                assert resource.inputs["spec"]["maxUnavailable"] == 1
+
+    return settled(release).apply(check)

@@ -5,9 +5,12 @@ from typing import Any
 import pytest
 
 from canary.names import NAME_LABEL, TRACK_LABEL, Track, object_name, track_labels
+from canary.release.validate import ConfigError
 from canary.release.workload import (
     POD_SECURITY_LABELS,
+    autoscaler_manifest,
     deployment_manifest,
+    disruption_budget_manifest,
     namespace_manifest,
     pod_template,
     service_manifest,
@@ -214,3 +217,64 @@ def test_stable_deployment_does_not_change_when_a_canary_is_added() -> None:
     assert deployment_manifest(release_settings(), "stable") == deployment_manifest(
         release_settings(canaryImage=CANARY, canaryWeight="5"), "stable"
     )
+
+
+def test_autoscalers_and_budgets_per_track() -> None:
+    args = release_settings(
+        appName="a",
+        canaryImage=CANARY,
+        autoscaling={"minReplicas": 2, "maxReplicas": 5, "cpuUtilization": 70, "memoryUtilization": 80},
+        podDisruptionBudget={"minAvailable": "50%"},
+    )
+    hpa = autoscaler_manifest(args, "canary")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "a-canary",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu", "memory"]
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 70,
+    }
+    pdb = disruption_budget_manifest(args, "stable")
+    assert pdb["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": track_labels("a", "stable")}}
+    assert "replicas" not in deployment_manifest(args, "stable")["spec"], "the autoscaler owns spec.replicas"
+    assert deployment_manifest(release_settings(), "stable")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"autoscaling": {"minReplicas": 3, "maxReplicas": 2, "cpuUtilization": 50}},
+            "autoscaling.maxReplicas: 2 is not allowed: at least minReplicas (3)",
+        ),
+        (
+            {"autoscaling": {"minReplicas": 1, "maxReplicas": 2}},
+            "autoscaling: {'minReplicas': 1, 'maxReplicas': 2} is not allowed: cpuUtilization",
+        ),
+        (
+            {"autoscaling": {"minReplicas": 0, "maxReplicas": 2, "cpuUtilization": 50}},
+            "autoscaling.minReplicas: 0 is not allowed: an integer from 1 to 1000",
+        ),
+        ({"autoscaling": {"minReplicas": 1, "maxReplicas": 2, "cpu": 50}}, "autoscaling.cpu: unknown field"),
+        (
+            {"autoscaling": {"minReplicas": 1, "maxReplicas": 2, "metrics": [{"pods": {}}]}},
+            "autoscaling.metrics: [{'pods': {}}] is not allowed",
+        ),
+        (
+            {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
+            'podDisruptionBudget: \'{"minAvailable":1,"maxUnavailable":1}\' is not allowed: exactly one',
+        ),
+        (
+            {"podDisruptionBudget": {"maxUnavailable": "half"}},
+            "podDisruptionBudget.maxUnavailable: 'half' is not allowed",
+        ),
+    ],
+)
+def test_bad_autoscaling_and_budgets_are_named(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        release_settings(**config)
+    assert any(m.startswith(message) for _, m in refused.value.problems), refused.value.problems
