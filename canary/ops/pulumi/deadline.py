@@ -228,8 +228,10 @@ class InterruptEcho:
     """One output stream's lines, less the program's KeyboardInterrupt traceback once `ours` is set (the
     module docstring says why). A traceback is held from its first line, with whatever Pulumi prefixed it
     (indentation, a resource's row), through its frames (that prefix and deeper indentation) to the line
-    naming the exception: dropped when that is KeyboardInterrupt, passed on whole otherwise. Lines before
-    `ours` is set, and every other line, pass unchanged and in order."""
+    naming the exception: dropped when that is KeyboardInterrupt, passed on whole when it is any other
+    exception. A traceback cut short (Pulumi stops relaying a cancelled program's output mid-way, seen in CI:
+    the frames end without an exception line) is the interrupt's echo too, and dropped. Lines before `ours`
+    is set, and every other line, pass unchanged and in order."""
 
     def __init__(self, ours: threading.Event) -> None:
         self.ours = ours
@@ -243,9 +245,11 @@ class InterruptEcho:
                 self.held.append(line)  # a frame
                 return []
             held, self.held = self.held, []
-            if line.startswith(self.prefix) and line[len(self.prefix) :].startswith("KeyboardInterrupt"):
+            if not line.startswith(self.prefix) or not line[len(self.prefix) :].strip():
+                return self.feed(line)  # cut short: the interrupt's echo, dropped
+            if line[len(self.prefix) :].startswith("KeyboardInterrupt"):
                 return []  # the interrupt's echo: dropped with its frames
-            return held + self.feed(line)
+            return held + self.feed(line)  # another exception: the program's own error
         at = line.find(TRACEBACK)
         if at >= 0 and self.ours.is_set():
             self.prefix = line[:at]
@@ -254,6 +258,6 @@ class InterruptEcho:
         return [line]
 
     def flush(self) -> list[str]:
-        """What is still held when the stream ends (a traceback cut short is passed on, not lost)."""
-        held, self.held = self.held, []
-        return held
+        """What is still held when the stream ends: a traceback cut short, dropped (the class docstring)."""
+        self.held = []
+        return []

@@ -10,6 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from canary.release.args import split_inputs
+from canary.release.validate import parse_config
 from canary.release.workload import pod_template
 
 namespace = pulumi.Config().require("namespace")
@@ -26,7 +28,9 @@ def deployment(name: str, template: dict[str, Any]) -> None:
     )
 
 
-good = pod_template({}, "registry.example/web:1.0.0", 8080, "/readyz")
+# The program's own rendering of its default config (as the component's library path validates it).
+known, _ = split_inputs({"stable_image": "registry.example/web:1.0.0", "container_port": 8080})
+good = pod_template(parse_config(known), "stable")
 deployment("good", good)
 
 no_probe = copy.deepcopy(good)

@@ -211,8 +211,31 @@ def test_a_keyboard_interrupt_traceback_is_dropped_only_after_our_interrupt() ->
 def test_any_other_traceback_is_passed_on_whole() -> None:
     failure = [*KEYBOARD_INTERRUPT[:-1], "    ValueError: bad", "after"]
     assert echo_of(failure) == failure
-    cut_short = KEYBOARD_INTERRUPT[:2]
-    assert echo_of(cut_short) == cut_short
+
+
+def test_a_traceback_cut_short_after_our_interrupt_is_dropped() -> None:
+    """As CI saw it: Pulumi stopped relaying the cancelled program's stderr in the middle of its frames, in
+    the inline rows and again under Diagnostics (where a blank line follows)."""
+    row = "    pulumi:pulumi:Stack gateway-canary-dev  "
+    inline = [
+        f"{row}Traceback (most recent call last):",
+        f'{row}  File "/work/.tools/bin/pulumi-language-python-exec", line 5, in <module>',
+        f"{row}    import asyncio",
+        f'{row}  File "/usr/lib/python3.11/socket.py", line 51, in <module>',
+        "    pulumi:pulumi:Stack gateway-canary-dev **failed** 1 error; 8 messages",
+    ]
+    assert echo_of(inline) == [inline[-1]]
+    diagnostics = [
+        "    error: update canceled",
+        "",
+        "    Traceback (most recent call last):",
+        '      File "/work/.tools/bin/pulumi-language-python-exec", line 5, in <module>',
+        "        import asyncio",
+        "",
+        "Resources:",
+    ]
+    assert echo_of(diagnostics) == ["    error: update canceled", "", "", "Resources:"]
+    assert echo_of(KEYBOARD_INTERRUPT[:2]) == [], "the stream ended inside it"
 
 
 def test_the_traceback_as_pulumi_shows_it_inline_is_dropped() -> None:
