@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
 from canary.ops.kube.kubectl import LiveReader
 from canary.ops.kube.kubectl import Watch as KubeWatch
@@ -329,6 +331,15 @@ def gateway_settings(config: dict[str, str]) -> dict[str, str]:
     if config.get("gatewayClassName", NO_DATA_PLANE_CLASS) == NO_DATA_PLANE_CLASS:
         return {"waitForGateway": "false"}
     return {}
+
+
+def set_in_stack_file(stack: PulumiStack, values: dict[str, Any]) -> None:
+    """Objects (podTemplate, ...) written into Pulumi.<stack>.yaml, as a team keeps them under version control
+    (`pulumi config set` takes one path at a time)."""
+    path = Path(stack.project_dir) / f"Pulumi.{stack.name}.yaml"
+    doc = yaml.safe_load(path.read_text()) or {}
+    doc.setdefault("config", {}).update({f"gateway-canary:{key}": value for key, value in values.items()})
+    path.write_text(yaml.safe_dump(doc))
 
 
 def release_stack(env: dict[str, str], where: Path, prefix: str, config: dict[str, str]) -> PulumiStack:

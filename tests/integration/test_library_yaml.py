@@ -44,6 +44,7 @@ from tests.integration.harness import (
     is_available,
     release_stack,
     run,
+    set_in_stack_file,
     unique,
 )
 
@@ -55,6 +56,11 @@ V1, V2 = "registry.example/web:1.0.0", "registry.example/web:1.1.0"
 SETTINGS = {"appName": APP, "stableImage": V1, "canaryImage": V2}
 """The YAML program's config; its canaryWeight is "25", written in the program (see its Pulumi.yaml)."""
 PYTHON_SETTINGS = {**SETTINGS, "canaryWeight": "25"}
+POD_TEMPLATE = {
+    "metadata": {"labels": {"team": "storefront"}},
+    "spec": {"containers": [{"name": "web", "env": [{"name": "GREETING", "value": "hello"}]}]},
+}
+"""The pod template the YAML program declares (its Pulumi.yaml), given to the Python program to compare."""
 KINDS = ("namespace", "deployment", "service", ROUTE, "gateway.gateway.networking.k8s.io")
 
 
@@ -162,7 +168,10 @@ class TestReleaseFromYaml:
         for track, image in (("stable", V1), ("canary", V2)):
             dep = kube.get("deployment", f"{APP}-{track}", ns)
             assert dep is not None and is_available(dep), (track, dep and dep.get("status"))
-            assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == image
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            assert (container["name"], container["image"]) == ("web", image), "the YAML program's podTemplate"
+            assert container["env"] == [{"name": "GREETING", "value": "hello"}]
+            assert dep["spec"]["template"]["metadata"]["labels"]["team"] == "storefront"
             assert kube.get("service", f"{APP}-{track}", ns) is not None
         assert kube.get("gateway.gateway.networking.k8s.io", f"{APP}-gateway", ns) is not None
         route = kube.get(ROUTE, APP, ns)
@@ -190,6 +199,7 @@ class TestReleaseFromYaml:
     ) -> None:
         stack, ns = release
         python = release_stack(env, tmp_path, "pyrel", PYTHON_SETTINGS)
+        set_in_stack_file(python, {"podTemplate": POD_TEMPLATE})
         try:
             python.up(message="python release").check()
             python_ns = str(python.outputs()["namespace"])

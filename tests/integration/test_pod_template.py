@@ -15,7 +15,14 @@ from typing import Any
 
 import yaml
 
-from tests.integration.harness import Kube, PulumiStack, is_available, release_stack, unique
+from tests.integration.harness import (
+    Kube,
+    PulumiStack,
+    is_available,
+    release_stack,
+    set_in_stack_file,
+    unique,
+)
 
 APP = "jvm"
 V1, V2 = "registry.example/jvm:1.0.0", "registry.example/jvm:1.1.0"
@@ -95,14 +102,6 @@ def platform(kube: Kube, namespace: str) -> None:
             ]
         )
     )
-
-
-def set_in_stack_file(stack: PulumiStack, values: dict[str, Any]) -> None:
-    """Objects written into Pulumi.<stack>.yaml, as a team keeps its template under version control."""
-    path = Path(stack.project_dir) / f"Pulumi.{stack.name}.yaml"
-    doc = yaml.safe_load(path.read_text()) or {}
-    doc.setdefault("config", {}).update({f"gateway-canary:{key}": value for key, value in values.items()})
-    path.write_text(yaml.safe_dump(doc))
 
 
 def templated_stack(env: dict[str, str], kube: Kube, tmp_path: Path) -> tuple[PulumiStack, str]:

@@ -54,7 +54,15 @@ from canary.ops.verify.split import Verdict, canary_interval, intent_of, judge, 
 from canary.ops.verify.traffic import Load, Stamped, Stream, Tally, Target, TrafficCounter, send, target
 from canary.route_state import route_state
 from scripts.testbed.netcheck import check_target
-from tests.integration.harness import REPO, Kube, PulumiStack, Result, release_stack, wait_for
+from tests.integration.harness import (
+    REPO,
+    Kube,
+    PulumiStack,
+    Result,
+    release_stack,
+    set_in_stack_file,
+    wait_for,
+)
 from tests.integration.test_traffic_bed import (
     bed,
     dataplane_dir,
@@ -464,6 +472,25 @@ WALK_STALL_LIMIT = 3.0
 """Longest gap (seconds) allowed between two request starts of that load; see test_7."""
 
 
+WALK_TEMPLATE = {
+    "metadata": {"labels": {"team": "storefront"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "web",
+                "args": ["--level", "info"],
+                "ports": [{"name": "http", "containerPort": 9898}],
+                "env": [{"name": "PODINFO_UI_MESSAGE", "value": "walked"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+            }
+        ],
+    },
+}
+"""The walk runs the app's own pod template (podTemplate, issue 22): every phase, promote included, with not
+one failed request through Envoy (test_7)."""
+
+
 @pytest.fixture(scope="class")
 def walk(bed: dict[str, str], kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walked]:
     stack = release_stack(
@@ -473,6 +500,7 @@ def walk(bed: dict[str, str], kube: Kube, tmp_path_factory: pytest.TempPathFacto
         {"appName": APP, "stableImage": V1, "stableReplicas": "2", "gatewayClassName": EG_CLASS},
     )
     stack.pulumi("config", "set", "--path", "hostnames[0]", HOST).check()
+    set_in_stack_file(stack, {"podTemplate": WALK_TEMPLATE})
     walked = Walked(stack, kube)
     try:
         yield walked
