@@ -9,9 +9,11 @@
 - One containing `slow` runs it with `--random-delay`, here 100-500 ms per request.
 - (`never-ready` is a kwok Stage hook, `stages`: such pods never run, so no process runs.)
 
-A release pod (`gated`) turns Ready only once its processes listen: the supervisor then sets the
-annotation `LISTENING`, which kwok's `pod-listening` Stage waits for (`stages`), as a kubelet waits for a
-readiness probe.
+A release pod (`gated`) turns Ready only once its processes listen and its containers' own readiness probes
+pass (`readiness_checks`: httpGet and tcpSocket, asked of the pod's podinfo as a kubelet would): the
+supervisor then sets the annotation `LISTENING`, which kwok's `pod-listening` Stage waits for (`stages`). A
+pod that was Ready stays Ready (kwok has no Stage back); a failing probe keeps a new pod from ever turning
+Ready, which is what holds a rollout, and the route, back.
 
 Metrics (`/metrics`, `http_request_duration_seconds`) are served on a port of their own per pod (podinfo binds
 its metrics port on every address of the namespace, so each pod gets a distinct one; see `state.json`), where
@@ -139,3 +141,33 @@ def apps_of(pod: dict[str, Any]) -> list[App]:
                     )
                 )
     return apps
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """One container's readinessProbe as the bed asks it: an HTTP GET (2xx or 3xx passes) or a TCP
+    connect, on a port of the pod."""
+
+    port: int
+    path: str | None
+    """The httpGet path; None for a tcpSocket probe."""
+
+
+def readiness_checks(pod: dict[str, Any]) -> list[ReadinessCheck]:
+    """The httpGet and tcpSocket readiness probes of a pod's containers, their ports resolved (a name to the
+    container's port of that name); exec and gRPC probes are not asked (nothing here can run them)."""
+    checks = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        probe = container.get("readinessProbe") or {}
+        action = probe.get("httpGet") or probe.get("tcpSocket")
+        if not action:
+            continue
+        port = action.get("port")
+        if isinstance(port, str) and not port.isdigit():
+            named = [p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port]
+            if not named:
+                continue  # a kubelet would fail it; kwok's readiness stays the LISTENING gate's
+            port = named[0]
+        path = str(probe["httpGet"].get("path") or "/") if "httpGet" in probe else None
+        checks.append(ReadinessCheck(int(port), path))
+    return checks

@@ -8,8 +8,9 @@ the envoy Deployments and Services Envoy Gateway manages and every pod, and reco
   and Envoy started with the Deployment's bootstrap (`envoy`); it changes (args or address): recreated; it
   goes away: Envoy stopped and the namespace removed;
 - a pod of a release starts (kwok gives it an IP, unready: `stages`): podinfo started on its IP and container
-  port in the apps namespace (`apps`); once every process of the pod accepts connections, the pod's
-  `apps.LISTENING` annotation is set and kwok makes it Ready; the pod goes away: its process is stopped;
+  port in the apps namespace (`apps`); once every process of the pod accepts connections and the pod's own
+  readiness probes pass (`probe_passes`), the pod's `apps.LISTENING` annotation is set and kwok makes it
+  Ready; the pod goes away: its process is stopped;
 - a process that exits is started again (with a back-off), and said so in the log.
 
 `WORKDIR/state.json` says what runs: per Gateway its address, namespace and slot; per pod its address,
@@ -114,6 +115,23 @@ def listens(ip: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def probe_passes(ip: str, check: apps.ReadinessCheck) -> bool:
+    """Whether one readiness check of a pod passes on its address, as a kubelet's prober decides: an HTTP
+    status from 200 to 399, or a TCP connection accepted (1 s each, as the probe's default timeout)."""
+    if check.path is None:
+        return listens(ip, check.port)
+    import http.client
+
+    conn = http.client.HTTPConnection(ip, check.port, timeout=1.0)
+    try:
+        conn.request("GET", check.path, headers={"User-Agent": "kube-probe/gateway-canary-bed"})
+        return 200 <= conn.getresponse().status < 400
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def stop_all(procs: list[Proc], grace: float = 3.0) -> None:
@@ -326,6 +344,9 @@ class Supervisor:
             # by another process) has exited by the next round, and must not pass for the pod on a connect.
             alive = all(p.popen is not None and p.popen.poll() is None for _, p in have)
             if len(have) != len(want) or not alive or not all(listens(a.ip, a.port) for a, _ in have):
+                continue
+            # The pod's own readiness probes, asked as a kubelet would (`apps.readiness_checks`).
+            if not all(probe_passes(pod["status"]["podIP"], check) for check in apps.readiness_checks(pod)):
                 continue
             if apps.late(pod) and any(time.monotonic() - p.started < apps.LATE_SECONDS for _, p in have):
                 continue

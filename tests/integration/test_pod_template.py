@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from canary.gateway_api import ROUTE_RESOURCE as ROUTE
 from tests.integration.harness import (
     Kube,
     PulumiStack,
@@ -190,3 +191,44 @@ def test_a_template_that_sets_the_app_image_changes_nothing(
     after = kube.get("deployment", f"{APP}-stable", namespace)
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_the_pods_own_readiness_probe_holds_the_canary_back(
+    env: dict[str, str], kube: Kube, tmp_path: Path
+) -> None:
+    """The bed asks each pod's own readinessProbe before it turns Ready: a canary whose probe fails (podinfo's
+    /status/503 answers 503) never does, so `pulumi up` fails at rolloutTimeout and the route never moves;
+    the probe fixed, the next `pulumi up` moves it."""
+    stack, namespace = templated_stack(env, kube, tmp_path)
+    stack.up().check()
+    failing = {"readinessProbe": {"httpGet": {"path": "/status/503", "port": "http"}, "periodSeconds": 1}}
+    set_in_stack_file(stack, {"canaryPodTemplate": {"spec": {"containers": [{"name": "server", **failing}]}}})
+    stack.set_config({"canaryImage": V2, "canaryWeight": "25", "rolloutTimeout": "20"})
+    result = stack.up("a canary that never passes its probe")
+    assert result.code != 0, result.output
+    canary = kube.get("deployment", f"{APP}-canary", namespace)
+    assert canary is not None and not is_available(canary), canary and canary.get("status")
+    pods = [
+        p
+        for p in kube.list("pods", namespace)
+        if p["metadata"]["labels"].get("gateway-canary/track") == "canary"
+    ]
+    assert pods and all(p["status"].get("phase") == "Running" for p in pods), pods
+    assert all(
+        c.get("status") != "True"
+        for p in pods
+        for c in p["status"].get("conditions", [])
+        if c["type"] == "Ready"
+    )
+    route = kube.get(ROUTE, APP, namespace)
+    assert route is not None
+    assert all(
+        ref["name"] == f"{APP}-stable"
+        for rule in route["spec"]["rules"]
+        for ref in rule.get("backendRefs", [])
+    ), "the route moved to a canary that is not ready"
+
+    set_in_stack_file(stack, {"canaryPodTemplate": {}})
+    stack.up("the canary with the template's own probe").check()
+    canary = kube.get("deployment", f"{APP}-canary", namespace)
+    assert canary is not None and is_available(canary)
