@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import REPO, PulumiStack, copy_project, release_stack, unique
+from tests.integration.harness import (
+    REPO,
+    PulumiStack,
+    copy_project,
+    release_stack,
+    set_in_stack_file,
+    unique,
+)
 
 PACK = REPO / "policy"
 PROJECTS = Path(__file__).parent / "projects"
@@ -256,6 +263,51 @@ def test_the_real_program_passes_every_policy(
         assert verdicts.passed[f"Deployment/{name}"] == WORKLOAD_POLICIES
     assert verdicts.passed["HTTPRoute/web-route"] == ROUTE_POLICIES
     assert verdicts.stack_passed == {FULL_CANARY}
+
+
+def apps_template(sidecar_probe: dict[str, Any] | None) -> dict[str, Any]:
+    """The app's own template: its container with its own resources and probe, and a log shipper whose
+    resources and security context the component fills in (canary.release.pod_template)."""
+    sidecar: dict[str, Any] = {"name": "log-shipper", "image": "registry.example/log-shipper:2.3"}
+    if sidecar_probe is not None:
+        sidecar["readinessProbe"] = sidecar_probe
+    return {
+        "spec": {
+            "containers": [
+                {
+                    "name": "server",
+                    "env": [{"name": "MODE", "value": "prod"}],
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+                },
+                sidecar,
+            ]
+        }
+    }
+
+
+def test_the_pack_checks_what_the_apps_own_template_renders(release: PulumiStack) -> None:
+    """The guardrails run on the Deployments a pod template renders to: a sidecar without a readiness probe
+    (the component adds one to the app's container only) is named; given one, every policy passes."""
+    configure(release, canaryImage=V2, canaryWeight="25")
+    try:
+        set_in_stack_file(release, {"podTemplate": apps_template(None)})
+        flagged = preview_with_pack(release, STRICT)
+        set_in_stack_file(release, {"podTemplate": apps_template({"tcpSocket": {"port": 24224}})})
+        verdicts = preview_with_pack(release, STRICT)
+    finally:
+        set_in_stack_file(release, {"podTemplate": {}})
+    assert flagged.code != 0
+    assert {
+        (policy, name) for policy, name, _, message in flagged.violations if "'log-shipper'" in message
+    } == {
+        ("readiness-probe", "Deployment/web-stable"),
+        ("readiness-probe", "Deployment/web-canary"),
+    }, flagged.violations
+    assert verdicts.code == 0, verdicts.output[-3000:]
+    assert verdicts.violations == []
+    for name in ("web-stable", "web-canary"):
+        assert verdicts.passed[f"Deployment/{name}"] == WORKLOAD_POLICIES
 
 
 def test_the_real_program_without_header_fails_when_the_team_requires_one(release: PulumiStack) -> None:
