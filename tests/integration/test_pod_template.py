@@ -10,6 +10,8 @@ the release attaches to it (createNamespace false) under Pod Security "restricte
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import yaml
 
 from canary.gateway_api import ROUTE_RESOURCE as ROUTE
 from tests.integration.harness import (
+    REPO,
     Kube,
     PulumiStack,
     is_available,
@@ -232,3 +235,31 @@ def test_the_pods_own_readiness_probe_holds_the_canary_back(
     stack.up("the canary with the template's own probe").check()
     canary = kube.get("deployment", f"{APP}-canary", namespace)
     assert canary is not None and is_available(canary)
+
+
+BEFORE_POD_TEMPLATES = "7ecd112a987197e2ac9b344ad5d5888d8b6ee5bb"
+"""The last commit before podTemplate: its program made the stacks teams run today."""
+
+
+def test_a_stack_made_before_pod_templates_sees_no_change(
+    env: dict[str, str], kube: Kube, tmp_path: Path
+) -> None:
+    """A stack deployed by the program as it was before podTemplate (its own canary package, from git),
+    then previewed with refresh by today's program: nothing to change (no template means today's objects)."""
+    stack = release_stack(
+        env, tmp_path, "before", {"appName": APP, "stableImage": V1, "canaryImage": V2, "canaryWeight": "25"}
+    )
+    project = Path(stack.project_dir)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", BEFORE_POD_TEMPLATES, "canary", "__main__.py", "Pulumi.yaml"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(project)], input=archive.stdout, check=True)
+    assert not (project / "canary" / "release" / "pod_template.py").exists(), "the old program"
+    stack.up("deployed by the program before podTemplate").check()
+
+    shutil.rmtree(project / "canary")  # today's package (the virtualenv's) from here on
+    for name in ("__main__.py", "Pulumi.yaml"):
+        shutil.copy(REPO / name, project / name)
+    stack.preview("--refresh", "--expect-no-changes").check("today's program changes nothing")
