@@ -7,6 +7,7 @@ are independent and can be read one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -115,6 +116,35 @@ WAITING_FOR_PODS = "Waiting for app ReplicaSet to be available"
 """pulumi-kubernetes' status line while its Deployment await waits for the new ReplicaSet's pods."""
 ROLLOUT_COMPLETE = "Deployment initialization complete"
 """pulumi-kubernetes' status line when its Deployment await concludes that the rollout is done."""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, theirs...), read from /proc: what a kill of `pid`'s group can
+    orphan (Pulumi starts its plugins in process groups of their own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each process still running (a pid gone already is fine)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_in_session(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

@@ -22,6 +22,8 @@ from tests.integration.harness import (
     Kube,
     PulumiStack,
     assert_converged,
+    descendants,
+    kill_all,
     release_stack,
     wait_for,
 )
@@ -69,9 +71,13 @@ def test_killed_pulumi_is_recovered_by_the_documented_steps(stack: PulumiStack, 
     stack.set_config({"canaryImage": V2, "canaryWeight": "5"})
     proc = stack.start_up()
     wait_for(lambda: kube.get("deployment", f"{APP}-canary", ns) is not None, what="canary Deployment")
+    plugins = descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    # Pulumi starts its plugins in process groups of their own: the kill orphans its language host and
+    # provider, which a crashed machine would not keep either; the test leaves nothing running behind it.
+    kill_all(plugins)
 
     # The lock of the killed update is still there: nothing else may write this stack until a human says so.
     refused = stack.up()
