@@ -22,14 +22,9 @@ from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES
 from canary.names import MAX_APP_NAME
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
-from canary.release.pod_template import app_container_index, merge, restricted_problems, with_baseline
+from canary.release.pod_template import app_container_index, merge, restricted_problems
 from canary.release.settings import Autoscaling, CanaryHeader, ReleaseSettings
-from canary.release.workload import (
-    BUILT_IN_CONTAINER,
-    container_resources,
-    container_security_context,
-    pod_security_context,
-)
+from canary.release.workload import BUILT_IN_CONTAINER, base_template, with_release_baseline
 from canary.weights import parse_percent
 
 CONFIG_KEYS = (*RELEASE_KEYS[:6], *OPS_KEYS, *RELEASE_KEYS[6:])
@@ -323,7 +318,7 @@ def _pod_templates(
             f'"" while podTemplate is {{}} (the built-in template\'s container is {BUILT_IN_CONTAINER!r})',
         )
         return template, canary_fields, app_container
-    base = template or {"spec": {"containers": [{"name": BUILT_IN_CONTAINER}]}}
+    base = base_template(template)
     for key, value in (("podTemplate", template), ("canaryPodTemplate", canary_fields)):
         for message in _unnamed_containers(key, value, required=key == "podTemplate" and bool(template)):
             r.problem(key, message)
@@ -345,16 +340,13 @@ def _pod_templates(
                     "remove it",
                 )
     rendered = {  # checked even after an image problem: every problem is reported at once
-        track: with_baseline(
+        track: with_release_baseline(
             fields,
             labels={},
             image=DEFERRED_PLACEHOLDERS["canaryImage"],
             app_container=app_container or None,
             container_port=container_port,
             health_path=health_path,
-            pod_security=pod_security_context(),
-            container_security=container_security_context(),
-            resources=container_resources(),
         )
         for track, fields in (("stable", base), ("canary", merge(base, canary_fields)))
     }

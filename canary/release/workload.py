@@ -11,6 +11,7 @@ Nothing here depends on the canary weight: a weight change must touch the HTTPRo
 Manifests are plain camelCase dicts, as `kubectl get -o yaml` shows them; empty fields are left out.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from canary.names import Track, object_name, track_labels
@@ -85,6 +86,35 @@ BUILT_IN_CONTAINER = "app"
 healthPath, and the baseline below. Rendered through the same path as a user's template."""
 
 
+def base_template(pod_template: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The template both tracks start from: the app's own (podTemplate), else the built-in one container."""
+    return pod_template or {"spec": {"containers": [{"name": BUILT_IN_CONTAINER}]}}
+
+
+def with_release_baseline(
+    template: Mapping[str, Any],
+    *,
+    labels: Mapping[str, str],
+    image: str,
+    app_container: str | None,
+    container_port: int,
+    health_path: str,
+) -> Manifest:
+    """canary.release.pod_template.with_baseline with this module's baseline (security contexts, resources):
+    the one rendering the component registers and validation checks."""
+    return with_baseline(
+        template,
+        labels=labels,
+        image=image,
+        app_container=app_container,
+        container_port=container_port,
+        health_path=health_path,
+        pod_security=pod_security_context(),
+        container_security=container_security_context(),
+        resources=container_resources(),
+    )
+
+
 def pod_template(args: ReleaseSettings, track: Track) -> Manifest:
     """Pod template of one track: the app's own template (podTemplate, with canaryPodTemplate merged over it
     for the canary) or the built-in one-container template, with the track's labels and image and the
@@ -94,22 +124,19 @@ def pod_template(args: ReleaseSettings, track: Track) -> Manifest:
     The readiness probe is what makes the Deployment Available, and Pulumi waits for Available before the
     route (which depends on the Deployment) moves traffic.
     """
-    base = args.pod_template or {"spec": {"containers": [{"name": BUILT_IN_CONTAINER}]}}
+    base = base_template(args.pod_template)
     if track == "canary":
         assert args.canary_image is not None, "the canary track exists only with a canary image"
         template, image = merge(base, args.canary_pod_template or {}), args.canary_image
     else:
         template, image = base, args.stable_image
-    return with_baseline(
+    return with_release_baseline(
         template,
         labels=track_labels(args.app_name, track),
         image=image,
         app_container=args.app_container,
         container_port=args.container_port,
         health_path=args.health_path,
-        pod_security=pod_security_context(),
-        container_security=container_security_context(),
-        resources=container_resources(),
     )
 
 
