@@ -232,7 +232,8 @@ def test_the_pods_own_readiness_probe_holds_the_canary_back(
     ), "the route moved to a canary that is not ready"
 
     set_in_stack_file(stack, {"canaryPodTemplate": {}})
-    stack.pulumi("config", "rm", "rolloutTimeout").check()  # the default again: a slow machine's rollout waits
+    # The default rolloutTimeout again: only the failing update is bounded at 20 s.
+    stack.pulumi("config", "rm", "rolloutTimeout").check()
     stack.up("the canary with the template's own probe").check()
     canary = kube.get("deployment", f"{APP}-canary", namespace)
     assert canary is not None and is_available(canary)
