@@ -63,6 +63,9 @@ class CanaryReleaseArgs(TypedDict):
     raw autoscaling/v2 metrics); {} means off. Once on, spec.replicas is the autoscaler's."""
     pod_disruption_budget: NotRequired[Mapping[str, Any]]
     """A PodDisruptionBudget per track: minAvailable or maxUnavailable (pods, or "50%"); {} means none."""
+    capacity: NotRequired[Mapping[str, Any]]
+    """How pod counts follow the weight: canary "traffic" (default) or "fixed", stable "full" (default) or
+    "traffic", settleSeconds (default 5); {} means the defaults (canary.release.capacity)."""
     hostnames: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
     """Hostnames of the route and of the owned Gateway's listeners (at most 16); empty matches any host."""
     gateway_class_name: NotRequired[str]
@@ -127,6 +130,7 @@ DEFAULTS: dict[str, Any] = {
     "app_container": "",
     "autoscaling": {},
     "pod_disruption_budget": {},
+    "capacity": {},
     "hostnames": [],
     "gateway_class_name": "gateway-canary",
     "create_gateway": True,

@@ -4,8 +4,10 @@ The specs come from the pure modules (render.py and the spec modules it calls); 
 which objects exist, which depends on which, and what the release reports.
 """
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import pulumi
@@ -14,6 +16,7 @@ import pulumi_kubernetes as kubernetes
 from canary.gateway_api import API_VERSION, GATEWAY_KIND, ROUTE_KIND
 from canary.names import Track
 from canary.release.args import CanaryReleaseArgs, split_inputs
+from canary.release.capacity import scale_downs
 from canary.release.keys import SECRET_KEYS, config_string
 from canary.release.render import ReleaseManifests, render
 from canary.release.run_error import as_run_error
@@ -82,11 +85,18 @@ class CanaryRelease(pulumi.ComponentResource):
 
     Ordering, all from dependencies rather than from sequencing code:
 
-    - The HTTPRoute depends on both Deployments and both Services. Pulumi waits for a Deployment to be
-      Available (pods ready) before it counts as created or updated, so traffic moves to a version only
-      once its pods can serve it.
-    - Only the HTTPRoute's spec depends on canaryWeight (no weight in any label, annotation or other spec),
-      so a weight change, rollback included, is one in-place update of the route; canary pods stay warm.
+    - The HTTPRoute depends on both Services and on each Deployment whose pod count does not go down in
+      this update. Pulumi waits for a Deployment to be Available (pods ready) before it counts as created
+      or updated, so traffic moves to a version, or to more of it, only once its pods can serve it.
+    - A Deployment whose pod count goes down (capacity follows traffic: canary.release.capacity) depends
+      instead on the route, and waits capacity.settleSeconds after the route's update (which waits for the
+      gateway's acceptance of the new generation), so pods go only once traffic left them. Which way each
+      track goes is decided from the weight of the stack's last update (`weight_output`, read back with a
+      StackReference to this stack); without one (a first update) every Deployment comes first.
+    - Only the HTTPRoute's spec and the Deployments' spec.replicas depend on canaryWeight (no weight in any
+      label, annotation or pod template), so a weight change, rollback included, updates the route in place
+      and at most scales a Deployment; no pod restarts, and with capacity.canary "fixed" and stable "full"
+      the route is the only object that changes.
     - Promote is config, not code: stableImage := canaryImage, canaryImage := "", canaryWeight := 0. The
       stable Deployment rolls to the new image first; the route, which depends on it, is updated to its
       single stable backend only after that rollout completes. The canary Deployment and Service are no
@@ -119,8 +129,17 @@ class CanaryRelease(pulumi.ComponentResource):
     """The Gateway the route attaches to (owned or existing)."""
 
     def __init__(
-        self, name: str, args: CanaryReleaseArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: CanaryReleaseArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        weight_output: str | None = "canaryWeight",
     ) -> None:
+        """`weight_output`: the stack output this stack exports the release's canary weight as (the
+        program's `canaryWeight`), read back from the last update to order pod count changes around the
+        route; None when the stack exports none (every Deployment then comes before the route, as in a
+        first update)."""
         settings = resolve_settings(args)
         shape = settings.shape
         self._rendered = _rendered(settings.public)
@@ -163,12 +182,22 @@ class CanaryRelease(pulumi.ComponentResource):
         rollout_timeouts = pulumi.ResourceOptions(
             custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
         )
+        previous = self._previous_canary_percent(name, weight_output)
+        downs = pulumi.Output.all(settings.public, previous).apply(_scale_downs)
+        deferred: tuple[
+            pulumi.Output[list[pulumi.Resource]], Callable[[pulumi.Output[list[pulumi.Resource]]], None]
+        ] = pulumi.deferred_output()
+        route_done, resolve_route_done = deferred
         for track in tracks(shape):
             self.deployments[track] = kubernetes.apps.v1.Deployment(
                 f"{name}-{track}",
                 metadata=self._part(_pick("deployments", track, "metadata")),
                 spec=self._part(_pick("deployments", track, "spec")),
-                opts=pulumi.ResourceOptions.merge(self._child(scoped), rollout_timeouts),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=_deployment_dependencies(track, downs, scoped, route_done),
+                    custom_timeouts=rollout_timeouts.custom_timeouts,
+                ),
             )
             self.services[track] = kubernetes.core.v1.Service(
                 f"{name}-{track}",
@@ -198,15 +227,22 @@ class CanaryRelease(pulumi.ComponentResource):
                 f"{name}-gateway", GATEWAY_KIND, lambda r: _some(r.gateway), [*scoped, *tls], rollout_timeouts
             )
 
-        route_dependencies: list[pulumi.Resource] = [
+        before_route: list[pulumi.Resource] = [
             *scoped,
-            *self.deployments.values(),
             *self.services.values(),
             *([self.gateway] if self.gateway is not None else []),
         ]
+        deployments = dict(self.deployments)
+        route_dependencies = downs.apply(
+            lambda down: [
+                *before_route,
+                *(deployment for track, deployment in deployments.items() if track not in down[1]),
+            ]
+        )
         self.route = self._custom_resource(
             f"{name}-route", ROUTE_KIND, lambda r: r.route, route_dependencies, rollout_timeouts
         )
+        resolve_route_done(_output_of(self.route, "metadata").apply(lambda _: [self.route]))
         self._outputs_from_children(shape.app_name)
         self.register_outputs(self.outputs())
 
@@ -251,6 +287,21 @@ class CanaryRelease(pulumi.ComponentResource):
             "gatewayName": self.gateway_name,
         }
 
+    def _previous_canary_percent(
+        self, name: str, weight_output: str | None
+    ) -> pulumi.Output[Decimal | None] | None:
+        """The canary weight of this stack's last update, from its own stack output `weight_output` (a
+        StackReference to this stack, which the engine reads during preview too); None without one."""
+        if weight_output is None:
+            return None
+        stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+        reference = pulumi.StackReference(
+            f"{name}-last-update", stack_name=stack, opts=pulumi.ResourceOptions(parent=self)
+        )
+        return reference.get_output(weight_output).apply(
+            lambda value: None if value is None else Decimal(str(value))
+        )
+
     def _part(self, pick: Callable[[ReleaseManifests], T]) -> T | pulumi.Output[T]:
         """One piece of the rendered release (everything but key material)."""
         return _part(self._rendered, pick)
@@ -293,7 +344,7 @@ class CanaryRelease(pulumi.ComponentResource):
         name: str,
         kind: str,
         pick: Callable[[ReleaseManifests], Manifest],
-        depends_on: list[pulumi.Resource],
+        depends_on: list[pulumi.Resource] | pulumi.Output[list[pulumi.Resource]],
         timeouts: pulumi.ResourceOptions,
     ) -> kubernetes.apiextensions.CustomResource:
         """A Gateway API object; metadata.namespace is always explicit, which custom resources need.
@@ -306,8 +357,43 @@ class CanaryRelease(pulumi.ComponentResource):
             kind=kind,
             metadata=self._part(lambda r: pick(r)["metadata"]),
             spec=self._part(lambda r: pick(r)["spec"]),
-            opts=pulumi.ResourceOptions.merge(self._child(depends_on), timeouts),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=depends_on, custom_timeouts=timeouts.custom_timeouts
+            ),
         )
+
+
+def _scale_downs(
+    values: list[Any],
+) -> tuple[ReleaseSettings, frozenset[Track]]:
+    """The settings with the tracks whose pod count goes down in this update (canary.release.capacity)."""
+    settings, previous = values
+    return settings, scale_downs(settings, previous)
+
+
+def _deployment_dependencies(
+    track: Track,
+    downs: pulumi.Output[tuple[ReleaseSettings, frozenset[Track]]],
+    scoped: list[pulumi.Resource],
+    route_done: pulumi.Output[list[pulumi.Resource]],
+) -> pulumi.Output[list[pulumi.Resource]]:
+    """What a track's Deployment waits for: the namespace and such, or, when its pod count goes down, the
+    route's update and then the settle time (never slept in a preview)."""
+
+    async def settled(route: list[pulumi.Resource], seconds: int) -> list[pulumi.Resource]:
+        if not pulumi.runtime.is_dry_run():
+            await asyncio.sleep(seconds)
+        return [*scoped, *route]
+
+    def dependencies(
+        down: tuple[ReleaseSettings, frozenset[Track]],
+    ) -> list[pulumi.Resource] | pulumi.Output[list[pulumi.Resource]]:
+        settings, tracks_down = down
+        if track not in tracks_down:
+            return list(scoped)
+        return route_done.apply(lambda route: settled(route, settings.capacity.settle_seconds))
+
+    return downs.apply(dependencies)
 
 
 def _rendered(

@@ -24,6 +24,7 @@ RELEASE_KEYS: tuple[str, ...] = (
     "appContainer",
     "autoscaling",
     "podDisruptionBudget",
+    "capacity",
     "hostnames",
     "gatewayClassName",
     "createGateway",

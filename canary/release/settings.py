@@ -6,7 +6,7 @@ Frozen and plain (no Pulumi types), so specs are pure functions of it and tests 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from canary.route_state import phase_of
 
@@ -27,6 +27,25 @@ class Autoscaling:
     max_replicas: int
     metrics: tuple[Mapping[str, Any], ...] = field(hash=False)
     """autoscaling/v2 MetricSpecs, as the HPA's spec.metrics lists them."""
+
+
+CanaryMode = Literal["traffic", "fixed"]
+StableMode = Literal["full", "traffic"]
+CANARY_MODES: tuple[CanaryMode, ...] = ("traffic", "fixed")
+STABLE_MODES: tuple[StableMode, ...] = ("full", "traffic")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The `capacity` config: how each track's pod count follows the weight (canary.release.capacity)."""
+
+    canary: CanaryMode = "traffic"
+    """traffic: the canary runs max(canaryReplicas, ceil(R x w / 100)) pods; fixed: canaryReplicas."""
+    stable: StableMode = "full"
+    """full: the stable runs R pods whatever the weight; traffic: max(1, ceil(R x (100 - w) / 100))."""
+    settle_seconds: int = 5
+    """Seconds between the gateway accepting a route that took a track's share away and that track's
+    scale-down, for proxies to stop sending to the pods that go."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,8 @@ class ReleaseSettings:
     pod_disruption_budget: Mapping[str, int | str] | None = field(hash=False)
     """The PodDisruptionBudget's spec field per track ({"minAvailable": 2} or {"maxUnavailable": "50%"});
     None means none."""
+    capacity: Capacity
+    """How each track's pod count follows the weight (canary.release.capacity)."""
     hostnames: tuple[str, ...]
     """Hostnames of the route (and of the owned Gateway's listeners), sorted; empty matches any host."""
     gateway_class_name: str

@@ -23,7 +23,14 @@ from canary.names import MAX_APP_NAME
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
 from canary.release.pod_template import app_container_index, merge, restricted_problems
-from canary.release.settings import Autoscaling, CanaryHeader, ReleaseSettings
+from canary.release.settings import (
+    CANARY_MODES,
+    STABLE_MODES,
+    Autoscaling,
+    CanaryHeader,
+    Capacity,
+    ReleaseSettings,
+)
 from canary.release.workload import BUILT_IN_CONTAINER, base_template, with_release_baseline
 from canary.weights import parse_percent
 
@@ -237,6 +244,7 @@ def parse_config(
     pod_template, canary_pod_template, app_container = _pod_templates(r, container_port, health_path)
     autoscaling = _autoscaling(r)
     disruption_budget = _disruption_budget(r)
+    capacity = _capacity(r, autoscaling is not None)
     hostnames = _hostnames(r)
     create_gateway = r.boolean("createGateway")
     gateway_class_name = r.text("gatewayClassName")
@@ -282,6 +290,7 @@ def parse_config(
         app_container=app_container or None,
         autoscaling=autoscaling,
         pod_disruption_budget=disruption_budget,
+        capacity=capacity,
         hostnames=hostnames,
         gateway_class_name=gateway_class_name,
         create_gateway=create_gateway,
@@ -423,6 +432,43 @@ def _autoscaling(r: ConfigReader) -> Autoscaling | None:
 
 
 _PERCENT = re.compile(r"(100|[1-9]?[0-9])%")
+
+
+CAPACITY_FIELDS = ("canary", "stable", "settleSeconds")
+
+
+def _capacity(r: ConfigReader, autoscaled: bool) -> Capacity:
+    """The `capacity` object: each field one of its modes, missing fields at Capacity's defaults."""
+    key = "capacity"
+    given = r.json_object(key, 'an object such as {"canary": "traffic", "stable": "full"}, or {}')
+    defaults = Capacity()
+    for field_name in sorted(set(given) - set(CAPACITY_FIELDS)):
+        r.problem(key, f"{key}.{field_name}: unknown field (known: {', '.join(CAPACITY_FIELDS)})")
+
+    def mode(name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = given.get(name, default)
+        if value not in allowed:
+            r.problem(key, f"{key}.{name}: {value!r} is not allowed: one of {', '.join(map(repr, allowed))}")
+            return default
+        return str(value)
+
+    canary = mode("canary", CANARY_MODES, defaults.canary)
+    stable = mode("stable", STABLE_MODES, defaults.stable)
+    settle = given.get("settleSeconds", defaults.settle_seconds)
+    if isinstance(settle, bool) or not isinstance(settle, int) or not 0 <= settle <= 600:
+        r.problem(key, f"{key}.settleSeconds: {settle!r} is not allowed: an integer from 0 to 600")
+        settle = defaults.settle_seconds
+    if autoscaled and stable == "traffic":
+        r.problem(
+            key,
+            f"{key}.stable: 'traffic' is not allowed with autoscaling: the stable's autoscaler owns its pod "
+            "count (use stable 'full', or autoscaling {})",
+        )
+    return Capacity(
+        canary="fixed" if canary == "fixed" else "traffic",
+        stable="traffic" if stable == "traffic" else "full",
+        settle_seconds=settle,
+    )
 
 
 def _disruption_budget(r: ConfigReader) -> dict[str, int | str] | None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from canary.names import Track, object_name, track_labels
+from canary.release import capacity
 from canary.release.pod_template import PORT_NAME, app_container_index, merge, serving_port, with_baseline
 from canary.release.settings import ReleaseSettings
 
@@ -150,15 +151,14 @@ def app_port(args: ReleaseSettings) -> str | int:
 
 
 def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
-    """The Deployment of one track.
+    """The Deployment of one track, running the pods its share of traffic needs (canary.release.capacity).
 
     Rolling updates surge one pod and never drop below the desired count, so promoting (stable takes the
     canary image) keeps stable's capacity while it rolls.
     """
     labels = track_labels(args.app_name, track)
-    replicas = args.stable_replicas if track == "stable" else args.canary_replicas
     spec: Manifest = {
-        "replicas": replicas,
+        "replicas": capacity.replicas(args, track),
         "selector": {"matchLabels": labels},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "template": pod_template(args, track),

@@ -8,11 +8,13 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canary.gateway_api import GATEWAY_TYPE as GATEWAY
 from canary.gateway_api import ROUTE_TYPE as ROUTE
 from canary.release.component import TYPE_TOKEN, CanaryRelease
-from canary.release.render import render
+from canary.release.render import ReleaseManifests, render
+from devtools.pulumi_mocks import STACK_REFERENCE
 from tests.unit.conftest import PulumiMocks
 from tests.unit.helpers import CANARY, component_args, percents, release_settings
 
@@ -22,6 +24,7 @@ SERVICE = "kubernetes:core/v1:Service"
 
 STABLE_ONLY = {
     (TYPE_TOKEN, "podinfo"),
+    (STACK_REFERENCE, "podinfo-last-update"),
     (NAMESPACE, "podinfo-namespace"),
     (DEPLOYMENT, "podinfo-stable"),
     (SERVICE, "podinfo-stable"),
@@ -180,6 +183,47 @@ def test_nothing_but_the_route_depends_on_a_deployment(pulumi_mocks: PulumiMocks
     return settled(release).apply(check)
 
 
+def depends(pulumi_mocks: PulumiMocks, typ: str, name: str, on_typ: str, on_name: str) -> bool:
+    """Whether one registered resource depends on another (by type and name)."""
+    return any(urn.endswith(f"{on_typ}::{on_name}") for urn in pulumi_mocks.monitor.dependencies[(typ, name)])
+
+
+ORDERS = [
+    # (capacity, last update's weight, this weight, the Deployments that wait for the route)
+    ('{"settleSeconds":0}', None, "25", set()),
+    ('{"settleSeconds":0}', 25.0, "50", set()),
+    ('{"settleSeconds":0}', 50.0, "25", {"canary"}),
+    ('{"settleSeconds":0}', 50.0, "0", {"canary"}),
+    ('{"canary":"fixed","settleSeconds":0}', 50.0, "0", set()),
+    ('{"stable":"traffic","settleSeconds":0}', 25.0, "50", {"stable"}),
+    ('{"stable":"traffic","settleSeconds":0}', 50.0, "25", {"canary"}),
+    ('{"stable":"traffic","settleSeconds":0}', 50.0, "50", set()),
+]
+
+
+@pytest.mark.parametrize(("capacity", "last", "weight", "after_route"), ORDERS)
+@pulumi.runtime.test
+def test_a_deployment_that_scales_down_waits_for_the_route(
+    pulumi_mocks: PulumiMocks, capacity: str, last: float | None, weight: str, after_route: set[str]
+) -> pulumi.Output[None]:
+    """R = 10: a track whose pod count goes down depends on the route (which no longer depends on it); one
+    whose count goes up or stays is a dependency of the route, as in a first update."""
+    if last is not None:
+        pulumi_mocks.mocks.stack_outputs = {"canaryWeight": last}
+    release = build(
+        canaryImage=CANARY, canaryWeight=weight, stableReplicas="10", capacity=capacity, rolloutTimeout="10"
+    )
+
+    def check(_: Any) -> None:
+        for track in ("stable", "canary"):
+            deployment = f"podinfo-{track}"
+            waits = depends(pulumi_mocks, DEPLOYMENT, deployment, ROUTE, "podinfo-route")
+            needed = depends(pulumi_mocks, ROUTE, "podinfo-route", DEPLOYMENT, deployment)
+            assert (waits, needed) == ((True, False) if track in after_route else (False, True)), track
+
+    return settled(release).apply(check)
+
+
 @pulumi.runtime.test
 def test_children_are_parented_to_the_component(pulumi_mocks: PulumiMocks) -> pulumi.Output[None]:
     other = pulumi.ComponentResource("test:index:Other", "other")
@@ -204,7 +248,7 @@ def test_an_explicit_provider_reaches_every_child(pulumi_mocks: PulumiMocks) -> 
 
     def check(_: Any) -> None:
         children = [r for r in pulumi_mocks.mocks.resources if r.typ.startswith("kubernetes:")]
-        assert len(children) == len(WITH_CANARY) - 1
+        assert len(children) == len(WITH_CANARY) - 2  # all but the component and the StackReference
         for child in children:
             assert "pulumi:providers:kubernetes::cluster::" in (child.provider or ""), child.name
 
@@ -220,6 +264,7 @@ def test_no_namespace_or_gateway_when_attaching(pulumi_mocks: PulumiMocks) -> pu
     def check(_: Any) -> None:
         assert registered(pulumi_mocks) == {
             (TYPE_TOKEN, "podinfo"),
+            (STACK_REFERENCE, "podinfo-last-update"),
             (DEPLOYMENT, "podinfo-stable"),
             (SERVICE, "podinfo-stable"),
             (ROUTE, "podinfo-route"),
@@ -230,9 +275,10 @@ def test_no_namespace_or_gateway_when_attaching(pulumi_mocks: PulumiMocks) -> pu
     return pulumi.Output.all(settled(release), release.gateway_name).apply(check)
 
 
-def test_a_weight_change_renders_a_different_route_and_nothing_else() -> None:
-    before = render(release_settings(canaryImage=CANARY, canaryWeight="5"))
-    after = render(release_settings(canaryImage=CANARY, canaryWeight="25"))
+def test_a_weight_change_renders_a_different_route_and_nothing_else_with_fixed_capacity() -> None:
+    fixed = '{"canary":"fixed"}'
+    before = render(release_settings(canaryImage=CANARY, canaryWeight="5", capacity=fixed))
+    after = render(release_settings(canaryImage=CANARY, canaryWeight="25", capacity=fixed))
     assert before.route != after.route
     assert before.deployments == after.deployments
     assert before.services == after.services
@@ -240,21 +286,38 @@ def test_a_weight_change_renders_a_different_route_and_nothing_else() -> None:
     assert before.namespace == after.namespace
 
 
+def without_replicas(rendered: ReleaseManifests) -> ReleaseManifests:
+    """The release with the route and every Deployment's spec.replicas left out."""
+    deployments = {
+        track: {**manifest, "spec": {k: v for k, v in manifest["spec"].items() if k != "replicas"}}
+        for track, manifest in rendered.deployments.items()
+    }
+    return dataclasses.replace(rendered, route={}, deployments=deployments)
+
+
 @settings(max_examples=50, deadline=None)
-@given(percents, percents)
-def test_only_the_route_depends_on_the_canary_percent(a: Decimal, b: Decimal) -> None:
-    """Whatever two percents, every object but the route renders identically (a weight change is one
-    in-place update of one object)."""
-    base = release_settings(canaryImage=CANARY, rolloutOperator="bot", mirrorPercent="10")
+@given(percents, percents, st.sampled_from(["traffic", "fixed"]), st.sampled_from(["full", "traffic"]))
+def test_a_weight_change_touches_only_the_route_and_replica_counts(
+    a: Decimal, b: Decimal, canary_mode: str, stable_mode: str
+) -> None:
+    """Whatever two percents and capacity modes, every object but the route renders identically apart from
+    the Deployments' replica counts (never a pod template: no pod restarts), and with capacity.canary fixed
+    and stable full the counts do not move either."""
+    capacity = f'{{"canary":"{canary_mode}","stable":"{stable_mode}"}}'
+    base = release_settings(
+        canaryImage=CANARY, rolloutOperator="bot", mirrorPercent="10", stableReplicas="10", capacity=capacity
+    )
     one, other = (render(dataclasses.replace(base, canary_percent=p)) for p in (a, b))
-    assert dataclasses.replace(one, route={}) == dataclasses.replace(other, route={})
+    assert without_replicas(one) == without_replicas(other)
     assert (one.route == other.route) == (a == b)
+    if (canary_mode, stable_mode) == ("fixed", "full"):
+        assert one.deployments == other.deployments
 
 
-def test_rollback_changes_only_the_route_and_keeps_canary_pods() -> None:
+def test_rollback_keeps_canary_pods_in_the_rendering() -> None:
     at_50 = render(release_settings(canaryImage=CANARY, canaryWeight="50"))
     rolled_back = render(release_settings(canaryImage=CANARY, canaryWeight="0"))
-    assert rolled_back.deployments == at_50.deployments
+    assert without_replicas(rolled_back) == dataclasses.replace(without_replicas(at_50), route={})
     assert set(rolled_back.deployments) == {"stable", "canary"}
     split = rolled_back.route["spec"]["rules"][0]
     assert [ref.get("weight") for ref in split["backendRefs"]] == [100, 0]

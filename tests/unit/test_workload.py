@@ -201,11 +201,14 @@ def test_service_exposes_port_80_to_the_named_container_port() -> None:
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
 
 
-def test_workload_does_not_depend_on_weight_header_or_mirror() -> None:
-    base = release_settings(canaryImage=CANARY)
+def test_workload_does_not_depend_on_weight_header_or_mirror_with_fixed_capacity() -> None:
+    fixed = '{"canary":"fixed"}'
+    base = release_settings(canaryImage=CANARY, capacity=fixed)
     variants = [
-        release_settings(canaryImage=CANARY, canaryWeight="25"),
-        release_settings(canaryImage=CANARY, canaryWeight="100", canaryHeader="", mirrorPercent="10"),
+        release_settings(canaryImage=CANARY, canaryWeight="25", capacity=fixed),
+        release_settings(
+            canaryImage=CANARY, canaryWeight="100", canaryHeader="", mirrorPercent="10", capacity=fixed
+        ),
     ]
     for other in variants:
         for track in tracks(base):
