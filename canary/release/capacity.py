@@ -14,6 +14,7 @@ ceil(W x R / 100) floored at a minimum, stable R, or with dynamicStableScale cei
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -93,7 +94,7 @@ def scale_steps(settings: ReleaseSettings, previous_canary_percent: Decimal) -> 
     return sorted(changed, key=lambda step: step.after_route)
 
 
-def invariant_problems(full: int, shares: dict[Track, Decimal], ready: dict[Track, int]) -> list[str]:
+def invariant_problems(full: int, shares: Mapping[str, Decimal], ready: Mapping[str, int]) -> list[str]:
     """What breaks the invariant at one moment: a track with a share s > 0 of the split and fewer than
     ceil(full x s / 100) ready pods. The tests check every watched event with this, the same formula the
     release sizes tracks by."""
