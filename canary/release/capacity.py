@@ -49,7 +49,12 @@ def replicas(settings: ReleaseSettings, track: Track, canary_percent: Decimal | 
         return max(settings.canary_replicas, pods_for(full, share))
     if capacity.stable == "full":
         return full
-    return max(1, pods_for(full, share))
+    return stable_following_traffic(full, Decimal(100) - share)
+
+
+def stable_following_traffic(full: int, canary_percent: Decimal) -> int:
+    """The stable's pods with capacity.stable "traffic": its share's, and never none."""
+    return max(1, pods_for(full, Decimal(100) - canary_percent))
 
 
 def scale_downs(settings: ReleaseSettings, previous_canary_percent: Decimal | None) -> frozenset[Track]:

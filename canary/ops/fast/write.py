@@ -319,6 +319,9 @@ class Rendering(Record):
     app_name: str
     raw: dict[str, str]
     secure: frozenset[str]
+    stable_full: int | None
+    """The stable's full size when its pod count follows traffic (capacity.stable "traffic"), else None:
+    then a live weight above 0 means fewer stable pods than a rollback's 100% needs."""
 
 
 RENDERINGS = "rollback-route"
@@ -343,6 +346,15 @@ def rendering_key(raw: Mapping[str, str], secure: frozenset[str]) -> str:
     return json.dumps({"config": dict(raw), "secure": sorted(secure), "code": code}, sort_keys=True)
 
 
+def stable_short(full: int, canary_percent: Decimal) -> int | None:
+    """The stable's pods at `canary_percent` when it follows traffic, if fewer than `full` (None when it
+    could take all traffic now)."""
+    from canary.release.capacity import stable_following_traffic
+
+    pods = stable_following_traffic(full, canary_percent)
+    return pods if pods < full else None
+
+
 def rendered_at_zero(local: LocalStack) -> Rendering:
     """The route the program renders for this stack's config with canaryWeight 0, after the program's own
     validation of that config (validate.parse_config, routing.route_manifest). A config rendered before,
@@ -358,16 +370,20 @@ def rendered_at_zero(local: LocalStack) -> Rendering:
     name = f"{local.cwd}/{local.stack}"
     kept = remembered.find(RENDERINGS, name, "key", key)
     if kept is not None:
-        return Rendering(kept["route"], str(kept["appName"]), raw, secure)
+        return Rendering(kept["route"], str(kept["appName"]), raw, secure, kept["stableFull"])
     from canary.release.routing import route_manifest
     from canary.release.validate import parse_config
 
     config = parse_config(raw, deferred=secure)
     route = route_manifest(parse_config({**raw, "canaryWeight": "0"}, deferred=secure))
+    stable_full = config.stable_replicas if config.capacity.stable == "traffic" else None
     remembered.add(
-        RENDERINGS, name, {"key": key, "route": route, "appName": config.app_name}, RENDERINGS_KEPT
+        RENDERINGS,
+        name,
+        {"key": key, "route": route, "appName": config.app_name, "stableFull": stable_full},
+        RENDERINGS_KEPT,
     )
-    return Rendering(route, config.app_name, raw, secure)
+    return Rendering(route, config.app_name, raw, secure, stable_full)
 
 
 def remember_rendering(local: LocalStack) -> None:
@@ -477,7 +493,16 @@ def make_safe(
             f"live route {state.namespace}/{state.name} not found: nothing written; run `pulumi up`"
         )
     change = None
-    if not route_state(live, rendering.app_name).canary_percent:  # no traffic to make safe: plan first
+    live_percent = route_state(live, rendering.app_name).canary_percent
+    if live_percent and rendering.stable_full is not None:
+        short = stable_short(rendering.stable_full, live_percent)
+        if short:
+            raise FastUnavailable(
+                f"capacity.stable is 'traffic': at {live_percent}% the stable runs {short} of the "
+                f"{rendering.stable_full} pods 100% needs, so the rollback scales it up before it moves "
+                "traffic (through pulumi up)"
+            )
+    if not live_percent:  # no traffic to make safe: plan first
         change = plan_for(stack, deployment, rendering, live)
         if change is None:
             return AlreadyZero(stack)
