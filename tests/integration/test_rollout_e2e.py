@@ -2,8 +2,10 @@
 
 The walk follows the reference article: steady state, canary deployed header-only (weight 0), 5 -> 25 -> 50,
 rollback to 0, 100, promote. Each step asserts what the live objects look like and that exactly one resource
-(the HTTPRoute) changed, in place. The class shares one stack, so its tests run in order and build on each
-other (pytest keeps definition order); a failure makes the later steps fail too.
+(the HTTPRoute) changed, in place: the guarantee of capacity.canary "fixed" (with the default "traffic", a
+step may also scale a Deployment: test_capacity.py holds that one). The class shares one stack, so its tests
+run in order and build on each other (pytest keeps definition order); a failure makes the later steps fail
+too.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def walk(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     stack = release_stack(
         env, tmp_path_factory.mktemp("walk"), "walk", {**config, "stableReplicas": "2", "canaryReplicas": "1"}
     )
+    stack.pulumi("config", "set", "--path", "capacity.canary", "fixed").check()
     yield stack, namespace
     stack.destroy()
 

@@ -377,11 +377,11 @@ class TestSplit:
         split.stack.up(message="mirror 50%").check()
         metrics = canary_metrics(bed, split.namespace)
         # The first copies show the mirror is live in Envoy (nothing else sends the canary GET /version).
-        where, before = split.where, mirrored_count(metrics)
+        where, before = split.where, version_count(metrics)
 
         def copies_arrive() -> bool:
             send(load(where, 20, concurrency=1, time_limit=10))
-            return mirrored_count(metrics) > before
+            return version_count(metrics) > before
 
         wait_for(copies_arrive, timeout=60, what="the first mirrored copies at the canary's podinfo")
         before = settled_count(metrics)
@@ -406,7 +406,7 @@ def canary_metrics(bed: dict[str, str], namespace: str) -> str:
     return address
 
 
-def mirrored_count(address: str) -> int:
+def version_count(address: str) -> int:
     """GET /version answered 200 by that podinfo, from its Prometheus counter (the histogram's count)."""
     host, port = address.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -422,10 +422,10 @@ def mirrored_count(address: str) -> int:
 def settled_count(address: str, seconds: float = 30) -> int:
     """The count once it has not moved for a second (mirrored copies are sent after the responses)."""
     deadline = time.monotonic() + seconds
-    last = mirrored_count(address)
+    last = version_count(address)
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        now = mirrored_count(address)
+        now = version_count(address)
         if now == last:
             return now
         last = now

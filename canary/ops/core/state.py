@@ -14,12 +14,11 @@ from typing import Any
 from canary.gateway_api import ROUTE_TYPE
 from canary.names import Track
 from canary.ops.core.history import HistoryEntry
+from canary.ops.pulumi.exported import deployments_beside, stack_outputs
 from canary.release.settings import ReleaseSettings
 from canary.release.validate import ConfigError
 from canary.route_state import RouteState, route_state
 from canary.weights import format_percent, parse_percent, show_percent
-
-STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 @dataclass(frozen=True)
@@ -69,27 +68,25 @@ class StackState:
     deployed: Deployed | None
     route_urn: str | None
     route: RouteState | None
+    deployment_urns: tuple[str, ...] = ()
+    """The release's Deployments (a rollback's update scales them with the route: canary.release.capacity)."""
 
 
 def read_state(deployment: Mapping[str, Any] | None) -> StackState:
     """Read `pulumi stack export`'s `deployment` section: stack outputs and the HTTPRoute resource."""
     resources: list[dict[str, Any]] = list((deployment or {}).get("resources") or [])
-    outputs: dict[str, Any] = {}
-    for resource in resources:
-        if resource.get("type") == STACK_TYPE and "parent" not in resource:
-            outputs = dict(resource.get("outputs") or {})
-    deployed = deployed_from_outputs(outputs)
+    deployed = deployed_from_outputs(stack_outputs(resources))
     routes = [r for r in resources if r.get("type") == ROUTE_TYPE and not r.get("delete")]
     if deployed is not None:
         named = [r for r in routes if _metadata(r).get("name") == deployed.route_name]
         routes = named or routes
     if not routes:
-        return StackState(deployed, None, None)
+        return StackState(deployed, None, None, ())
     route = routes[0]
     spec_holder = route.get("outputs") or route.get("inputs") or {}
     app = deployed.app_name if deployed is not None else str(_metadata(route).get("name", ""))
     known = route_state(spec_holder, app) if "spec" in spec_holder else None
-    return StackState(deployed, str(route["urn"]), known)
+    return StackState(deployed, str(route["urn"]), known, deployments_beside(resources, route))
 
 
 def _metadata(resource: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from canary.ops.errors import ClusterUnreachable, Refused
 from canary.ops.kube.direct import DirectReader, kubectl_timeout, object_path, reader_over
 from canary.ops.kube.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
 from canary.ops.kube.kubectl import LiveReader
+from canary.ops.pulumi.exported import deployments_beside, stack_outputs
 from canary.ops.pulumi.local_backend import FastUnavailable, LocalStack
 from canary.records import Record
 from canary.route_state import route_state
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
     Manifest = dict[str, Any]
 
-STACK_TYPE = "pulumi:pulumi:Stack"
 FAST_NOTE = "(fast: route written first)"
 
 
@@ -66,6 +66,8 @@ class StateRoute(Record):
     name: str
     uid: str | None
     field_manager: str | None
+    deployment_urns: tuple[str, ...]
+    """The release's Deployments in the state: the record's update scales them with the route."""
 
 
 class SafeWrite(Record):
@@ -116,10 +118,7 @@ def route_in_state(deployment: Mapping[str, Any]) -> StateRoute:
     """The release's route in the state: the HTTPRoute named by the stack output routeName (the only one if
     there is no such output). Refused when the state has none."""
     resources: list[dict[str, Any]] = list(deployment.get("resources") or [])
-    outputs: dict[str, Any] = {}
-    for resource in resources:
-        if resource.get("type") == STACK_TYPE and "parent" not in resource:
-            outputs = dict(resource.get("outputs") or {})
+    outputs = stack_outputs(resources)
     routes = [r for r in resources if r.get("type") == ROUTE_TYPE and not r.get("delete")]
     if "routeName" in outputs:
         routes = [r for r in routes if _meta(r).get("name") == outputs["routeName"]]
@@ -134,6 +133,7 @@ def route_in_state(deployment: Mapping[str, Any]) -> StateRoute:
         name=str(meta.get("name", "")),
         uid=None if meta.get("uid") is None else str(meta["uid"]),
         field_manager=None if manager is None else str(manager),
+        deployment_urns=deployments_beside(resources, route),
     )
 
 

@@ -169,7 +169,8 @@ def record(
     on_output: OnOutput | None = None,
     on_error: OnOutput | None = None,
 ) -> float:
-    """Config canaryWeight 0, then a refreshing update of the route alone with the rollback's message; its
+    """Config canaryWeight 0, then a refreshing update of the route and the release's Deployments (the
+    canary scales down after the route, where capacity follows traffic) with the rollback's message; its
     duration. A failure says that traffic is safe and what to run (raises PulumiFailed)."""
     where = f"{written.route.namespace}/{written.route.name}"
     safe = f"Traffic is safe: the live route {where} sends 0% to the canary (written directly)."
@@ -186,7 +187,7 @@ def record(
     try:
         return release.up(
             written.change.message,
-            target=[written.route.urn],
+            target=[written.route.urn, *written.route.deployment_urns],
             refresh=True,
             deadline=deadline,
             on_output=on_output,
@@ -212,9 +213,11 @@ def through_pulumi(
     settle_timeout: float = 30.0,
     watch_route: Callable[[str, str, str], ZeroWatch] = RouteWatch,
 ) -> RollbackTiming:
-    """canaryWeight 0, then a targeted update of the HTTPRoute only: no preview, no other resource, the
-    canary pods stay warm. The live route is watched from before the update starts, so the time it first
-    reads 0% is measured, not assumed.
+    """canaryWeight 0, then a targeted update of the HTTPRoute and the release's Deployments: no preview, no
+    other resource; a Deployment changes only where capacity follows traffic (the stable scaled up before
+    the route, the canary scaled down after it and the settle time; canary.release.capacity). The live
+    route is watched from before the update starts, so the time it first reads 0% is measured, not
+    assumed.
 
     When the stack already says 0 but the live route does not (edited by hand), the update refreshes the
     route first, so Pulumi sees the difference and writes the route back. `watch_route` starts the watch
@@ -230,7 +233,7 @@ def through_pulumi(
         watch.on_item = RefusalJudge(stop)
         update_seconds = release.up(
             change.message,
-            target=[state.route_urn],
+            target=[state.route_urn, *state.deployment_urns],
             refresh=change.from_percent == 0,
             deadline=deadline,
             stop=stop,

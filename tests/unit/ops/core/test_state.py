@@ -5,7 +5,6 @@ from typing import Any
 
 from canary.gateway_api import ROUTE_TYPE
 from canary.ops.core.state import (
-    STACK_TYPE,
     StackState,
     deployed_from_outputs,
     drift,
@@ -13,6 +12,7 @@ from canary.ops.core.state import (
     read_state,
     replicas_of,
 )
+from canary.ops.pulumi.exported import STACK_TYPE
 from canary.release.render import render
 from canary.route_state import route_state
 from tests.unit.ops.fakes import V1, V2, config, deployed, live

@@ -29,7 +29,7 @@ from canary.route_state import split_rule_index
 from tests.unit.helpers import CANARY, REPO, raw_config, release_settings
 
 UID = "6d1c7c1e-0000-4000-8000-000000000001"
-STATE = rollback.StateRoute("urn:route", "shop", "web", UID, "pulumi-kubernetes-1234abcd")
+STATE = rollback.StateRoute("urn:route", "shop", "web", UID, "pulumi-kubernetes-1234abcd", ())
 
 
 def rendered(weight: str = "0", **overrides: Any) -> dict[str, Any]:
@@ -82,9 +82,11 @@ def test_a_stack_with_an_esc_environment_is_left_to_pulumi() -> None:
 
 
 def test_the_route_in_state_is_the_one_the_outputs_name(tmp_path: Path) -> None:
+    component = "urn:pulumi:s::p::gateway-canary:index:CanaryRelease::web"
     route: dict[str, Any] = {
         "urn": "urn:pulumi:s::p::gateway-canary:index:CanaryRelease$HTTPRoute::web-route",
         "type": "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute",
+        "parent": component,
         "outputs": {
             "__fieldManager": "pulumi-kubernetes-1234abcd",
             "metadata": {"name": "web", "namespace": "shop", "uid": UID},
@@ -92,9 +94,12 @@ def test_the_route_in_state_is_the_one_the_outputs_name(tmp_path: Path) -> None:
     }
     other = {**route, "urn": "urn:other", "outputs": {"metadata": {"name": "other", "namespace": "shop"}}}
     stack = {"type": "pulumi:pulumi:Stack", "outputs": {"routeName": "web"}}
-    deployment = {"resources": [stack, other, route]}
+    stable = {"urn": "urn:stable", "type": "kubernetes:apps/v1:Deployment", "parent": component}
+    another = {"urn": "urn:another", "type": "kubernetes:apps/v1:Deployment", "parent": "urn:other-release"}
+    deleted = {**stable, "urn": "urn:canary", "delete": True}
+    deployment = {"resources": [stack, other, stable, another, deleted, route]}
     assert rollback.route_in_state(deployment) == rollback.StateRoute(
-        route["urn"], "shop", "web", UID, "pulumi-kubernetes-1234abcd"
+        route["urn"], "shop", "web", UID, "pulumi-kubernetes-1234abcd", ("urn:stable",)
     )
     with pytest.raises(Refused, match="names no HTTPRoute"):
         rollback.route_in_state({"resources": [stack]})
@@ -335,3 +340,19 @@ def test_what_loads_before_the_connection_opens_is_what_the_connection_needs() -
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("full", "percent", "short"),
+    [(3, "50", 2), (3, "25", None), (10, "5", None), (10, "25", 8), (1, "100", None), (4, "100", 1)],
+)
+def test_a_stable_following_traffic_is_short_of_a_rollback_s_pods(
+    full: int, percent: str, short: int | None
+) -> None:
+    """With capacity.stable 'traffic' the fast write is refused (left to pulumi up, which scales the stable
+    first) exactly when the stable runs fewer pods than 100% needs."""
+    from decimal import Decimal
+
+    from canary.ops.fast.write import stable_short
+
+    assert stable_short(full, Decimal(percent)) == short
