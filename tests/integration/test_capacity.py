@@ -351,3 +351,35 @@ def test_both_tracks_follow_traffic(traffic_traffic: Walk) -> None:
     run_walk(traffic_traffic, "traffic")
     problems = finish_walk(traffic_traffic)
     assert not problems, "\n".join(problems)
+
+
+def pod_event(name: str, revision: int, ready: bool, deleting: bool = False) -> tuple[str, dict[str, Any]]:
+    metadata: dict[str, Any] = {"name": name, "resourceVersion": str(revision)}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    return "MODIFIED", {"metadata": metadata, "status": status}
+
+
+def route_at(canary_weight: int, revision: int) -> dict[str, Any]:
+    refs = [
+        {"name": f"{APP}-stable", "port": 80, "weight": 100 - canary_weight},
+        {"name": f"{APP}-canary", "port": 80, "weight": canary_weight},
+    ]
+    return {
+        "metadata": {"name": APP, "resourceVersion": str(revision), "generation": 1},
+        "spec": {"rules": [{"backendRefs": refs}]},
+    }
+
+
+def test_the_replay_catches_traffic_sent_ahead_of_capacity() -> None:
+    """The check the walks rely on can fail: the route at 50% while the canary has one ready pod of the two
+    it needs (R = 3), and two of three stable pods deleted while the stable still carries 50%."""
+    stable = [pod_event(f"{APP}-stable-a-{i}", i, ready=True) for i in (1, 2, 3)]
+    canary_pod = pod_event(f"{APP}-canary-b-1", 4, ready=True)
+    early = replay([route_at(50, 5)], [*stable, canary_pod], since=3)
+    assert early == ["at revision 5 (route): canary carries 50% with 1 ready pods (needs 2)"], early
+    second = pod_event(f"{APP}-canary-b-2", 5, ready=True)
+    gone = [pod_event(f"{APP}-stable-a-{i}", 6 + i, ready=True, deleting=True) for i in (1, 2)]
+    late = replay([route_at(50, 6)], [*stable, canary_pod, second, *gone], since=3)
+    assert late == ["at revision 8 (pod): stable carries 50% with 1 ready pods (needs 2)"], late
