@@ -335,6 +335,7 @@ def cmd_preview(release: Release, args: argparse.Namespace, printer: Printer) ->
                 "now": None if report.before is None else format_percent(report.before.canary_percent),
                 "next": format_percent(report.after.canary_percent),
             },
+            "pods": report.pods,
             "markdown": render_markdown(report),
             "diff": report.diff,
         }

@@ -95,12 +95,27 @@ def status_lines(state: RolloutState) -> list[str]:
 
 
 def _replicas_text(state: RolloutState) -> str:
+    """Each track's ready/desired pods and the share of the split they carry (the live route's, else the
+    last update's)."""
     parts = []
+    shares = _shares(state)
     for track, replicas in state.replicas.items():
-        parts.append(
-            f"{track} not found" if replicas is None else f"{track} {replicas.ready}/{replicas.desired} ready"
-        )
+        if replicas is None:
+            parts.append(f"{track} not found")
+            continue
+        share = f" carrying {show_percent(shares[track])}" if track in shares else ""
+        parts.append(f"{track} {replicas.ready}/{replicas.desired} ready{share}")
     return ", ".join(parts) or "unknown"
+
+
+def _shares(state: RolloutState) -> dict[str, Decimal]:
+    """Each track's percent of the weighted split: the live route's when read, else the last update's."""
+    live, deployed = state.live_route, state.deployed
+    if live is not None:
+        return {"stable": live.stable_percent, "canary": live.canary_percent}
+    if deployed is not None:
+        return {"stable": deployed.stable_percent, "canary": deployed.canary_percent}
+    return {}
 
 
 def _last_update_text(state: RolloutState) -> str:
@@ -122,6 +137,7 @@ def show_status(state: RolloutState, printer: Printer) -> None:
 
 def status_json(state: RolloutState) -> dict[str, Any]:
     deployed, live, last = state.deployed, state.live_route, state.last_update
+    shares = _shares(state)
     return {
         "ok": True,
         "stack": state.stack,
@@ -137,7 +153,13 @@ def status_json(state: RolloutState) -> dict[str, Any]:
             "routeName": deployed.route_name,
         },
         "replicas": {
-            track: None if r is None else {"ready": r.ready, "desired": r.desired}
+            track: None
+            if r is None
+            else {
+                "ready": r.ready,
+                "desired": r.desired,
+                "sharePercent": None if track not in shares else show_percent(shares[track]).rstrip("%"),
+            }
             for track, r in state.replicas.items()
         },
         "liveRoute": None
@@ -172,7 +194,8 @@ def status_json(state: RolloutState) -> dict[str, Any]:
 
 
 def preview_lines(report: PreviewReport) -> list[str]:
-    return [report.diff.rstrip(), "", f"Traffic: {report.summary}"]
+    pods = [f"Pods:    {report.pods}"] if report.pods else []
+    return [report.diff.rstrip(), "", f"Traffic: {report.summary}", *pods]
 
 
 def verify_lines(result: Verification) -> list[str]:
@@ -302,6 +325,7 @@ def render_markdown(report: PreviewReport) -> str:
         "",
         f"**{report.summary}**",
         "",
+        *([f"Pods: {report.pods}", ""] if report.pods else []),
         "| | now | after `pulumi up` |",
         "|---|---|---|",
         *(f"| {name} | {now} | {then} |" for name, now, then in rows),

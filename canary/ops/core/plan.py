@@ -14,6 +14,7 @@ from decimal import Decimal
 from canary.ops.core.history import FAILED, IN_PROGRESS, HistoryEntry, format_time
 from canary.ops.core.state import Deployed
 from canary.ops.errors import Refused
+from canary.release.capacity import scale_steps
 from canary.release.settings import ReleaseSettings
 from canary.route_state import RouteState
 from canary.weights import format_percent, show_percent
@@ -242,3 +243,26 @@ class PreviewReport:
     @property
     def summary(self) -> str:
         return traffic_summary(self.before, self.after, self.changes)
+
+    @property
+    def pods(self) -> str:
+        """The pod count changes of the update, in the order they happen (canary.release.capacity)."""
+        return pod_order(self.before, self.after)
+
+
+def pod_order(before: Deployed | None, after: ReleaseSettings) -> str:
+    """The pod count changes a move from the deployed weight to `after` makes, in order: scale-ups before
+    the route, scale-downs after it and the settle time. "" when no count changes (or the autoscalers own
+    them)."""
+    if before is None or after.autoscaling is not None:
+        return ""
+    was = before.canary_percent if before.canary_image else Decimal(0)
+    steps = scale_steps(after, was)
+    if not steps:
+        return ""
+    first = [f"{s.track} {s.before} -> {s.after}" for s in steps if not s.after_route]
+    then = [f"{s.track} {s.before} -> {s.after}" for s in steps if s.after_route]
+    parts = [f"{', '.join(first)} (Available) before the route" if first else "", "the route"]
+    if then:
+        parts.append(f"after {after.capacity.settle_seconds} s settle: {', '.join(then)}")
+    return " -> ".join(part for part in parts if part)

@@ -167,7 +167,7 @@ def test_status_lines() -> None:
         "phase        canary 25%",
         "weights      stable 75%, canary 25%",
         f"images       stable {V1}, canary {V2}",
-        "replicas     stable 2/2 ready, canary 1/1 ready",
+        "replicas     stable 2/2 ready carrying 75%, canary 1/1 ready carrying 25%",
         "header rule  x-canary: true -> canary",
         "mirror       off",
         "live route   ns/web: weights stable 75 / canary 25 (canary 25%), generation 3",

@@ -10,6 +10,7 @@ from canary.ops.core.plan import (
     plan_promote,
     plan_rollback,
     plan_step,
+    pod_order,
     promote_message,
     resource_summary,
     rollback_message,
@@ -186,3 +187,39 @@ def test_traffic_summary_of_a_new_canary_and_of_a_first_update() -> None:
         f"traffic unchanged (canary 0%, stable 100%), canary {V2} deployed, 2 resources created, 1 updated"
     )
     assert traffic_summary(None, config("0", canary="")) == f"first update: stable 100% ({V1})"
+
+
+@pytest.mark.parametrize(
+    ("capacity", "now", "then", "order"),
+    [
+        ("{}", "5", "50", "canary 1 -> 5 (Available) before the route -> the route"),
+        ("{}", "50", "0", "the route -> after 5 s settle: canary 5 -> 1"),
+        ("{}", "5", "25", "canary 1 -> 3 (Available) before the route -> the route"),
+        ('{"canary":"fixed"}', "5", "50", ""),
+        (
+            '{"stable":"traffic","settleSeconds":2}',
+            "25",
+            "50",
+            "canary 3 -> 5 (Available) before the route -> the route -> after 2 s settle: stable 8 -> 5",
+        ),
+        (
+            '{"stable":"traffic"}',
+            "100",
+            "0",
+            "stable 1 -> 10 (Available) before the route -> the route -> after 5 s settle: canary 10 -> 1",
+        ),
+    ],
+)
+def test_the_preview_says_which_pods_move_and_when(capacity: str, now: str, then: str, order: str) -> None:
+    """R = 10: `canary preview` prints the pod count changes in the order the update makes them."""
+    after = release_settings(canaryImage=V2, canaryWeight=then, stableReplicas="10", capacity=capacity)
+    assert pod_order(deployed(now), after) == order
+
+
+def test_no_pod_order_before_a_first_deploy_or_with_autoscaling() -> None:
+    after = release_settings(canaryImage=V2, canaryWeight="50", stableReplicas="10")
+    assert pod_order(None, after) == ""
+    scaled = release_settings(
+        canaryImage=V2, canaryWeight="50", autoscaling='{"minReplicas":1,"maxReplicas":5,"cpuUtilization":70}'
+    )
+    assert pod_order(deployed("5"), scaled) == ""
