@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import program, report, rollback, scaling, status, step, trace, traffic
+from bench import capacity, program, report, rollback, scaling, status, step, trace, traffic
 from bench.measure import load_average, machine
 from bench.stacks import REPO, Release, project_env
 from canary.cli.signals import children_get_default_sigint
 
-SECTIONS = ["rollback", "status", "step", "scale", "program", "traffic"]
+SECTIONS = ["rollback", "status", "step", "scale", "program", "traffic", "capacity"]
 RESULTS = REPO / "bench" / "results"
 
 
@@ -109,6 +109,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=traffic.STREAM_RATE,
         help=f"traffic: requests/s of the stream during a rollback (default {traffic.STREAM_RATE:.0f})",
     )
+    p.add_argument("--capacity-rounds", type=int, default=None, help="capacity: walks per mode (default 2)")
+    p.add_argument(
+        "--dwell", type=float, default=None, help="capacity: seconds held at each step (default 10)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON results")
     args = p.parse_args(argv)
     quick = args.quick
@@ -119,6 +123,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.program_reps = args.program_reps if args.program_reps is not None else (2 if quick else 5)
     args.traffic_rounds = args.traffic_rounds if args.traffic_rounds is not None else (2 if quick else 5)
     args.rps_rounds = args.rps_rounds if args.rps_rounds is not None else (1 if quick else 3)
+    args.capacity_rounds = args.capacity_rounds if args.capacity_rounds is not None else (1 if quick else 2)
+    args.dwell = args.dwell if args.dwell is not None else (2.0 if quick else 10.0)
     unknown = [s for s in args.only if s not in SECTIONS]
     unknown += [m for m in args.methods if m not in rollback.METHODS]
     unknown += [v for v in args.variants if v not in step.VARIANTS]
@@ -235,6 +241,16 @@ def main(argv: list[str] | None = None) -> int:
                     log,
                 )
                 problems += results["raw"]["traffic"]["cleanup"]
+        if "capacity" in args.only:
+            why = traffic.data_plane_ready(env)
+            if why is not None:
+                log(f"bench: capacity skipped: {why}")
+                problems.append(f"capacity not measured: {why}")
+            else:
+                log(f"bench: capacity, {args.capacity_rounds} walks of {', '.join(capacity.MODES)}")
+                results["raw"]["capacity"] = capacity.run(
+                    workdir, env, list(capacity.MODES), args.capacity_rounds, args.dwell, log
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for problem in problems:
@@ -268,6 +284,8 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
         derived["program"] = report.derive_program(raw["program"])
     if "traffic" in raw:
         derived["traffic"] = traffic.derive(raw["traffic"])
+    if "capacity" in raw:
+        derived["capacity"] = capacity.derive(raw["capacity"])
     derived["goals"] = report.goals(derived)
     return derived
 
@@ -305,6 +323,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "traffic" in d:
         parts += ["", "## Through the real Envoy: when the new split is served, and requests per second", ""]
         parts.append(traffic.markdown(d["traffic"]))
+    if "capacity" in d:
+        parts += ["", "## Capacity that follows traffic: pod-seconds of a walk, and time per step", ""]
+        parts.append(capacity.markdown(d["capacity"]))
     return "\n".join(parts)
 
 

@@ -378,3 +378,48 @@ def test_status_figures_and_goal() -> None:
     (goal,) = [g for g in report.goals(derived) if g["target"] == report.STATUS_GOAL]
     assert goal["met"] is True and goal["detail"] == "0.50s (`--no-fast`: 3.00s)"
     assert "| `canary` (canary) | 0.50s (0.40-0.60) | 5.0x |" in status.markdown(derived["status"])
+
+
+def pod_event(kind: str, name: str) -> dict[str, Any]:
+    return {"type": kind, "object": {"metadata": {"name": name}}}
+
+
+def test_pod_seconds_integrate_the_pods_that_exist() -> None:
+    """Two pods from the start, a third for 2 s of a 10 s walk, one deleted at 6 s: 2*2 + 3*2 + 2*4 + 1*2."""
+    from bench.capacity import pod_seconds
+
+    events = [
+        (0.5, pod_event("ADDED", "a")),
+        (0.6, pod_event("ADDED", "b")),
+        (3.0, pod_event("ADDED", "c")),
+        (4.0, pod_event("MODIFIED", "c")),
+        (5.0, pod_event("DELETED", "c")),
+        (9.0, pod_event("DELETED", "b")),
+        (12.0, pod_event("DELETED", "a")),
+    ]
+    assert pod_seconds(events, 1.0, 11.0) == 2 * 2 + 3 * 2 + 2 * 4 + 1 * 2
+
+
+def test_capacity_figures_per_mode_and_the_extra_time_over_fixed() -> None:
+    from bench.capacity import derive, markdown
+
+    def one(mode: str, pods: float, seconds: list[float]) -> dict[str, Any]:
+        steps = [{"to": to, "seconds": s} for to, s in zip(["0", "100", "promote"], seconds, strict=True)]
+        return {"mode": mode, "steps": steps, "walkSeconds": sum(seconds), "podSeconds": pods}
+
+    raw = {
+        "full": 4,
+        "dwell": 10.0,
+        "runs": [
+            one("fixed", 100, [2.0, 2.0, 5.0]),
+            one("traffic-full", 150, [2.0, 4.0, 5.0]),
+            one("fixed", 110, [2.0, 2.5, 5.0]),
+            one("traffic-full", 170, [2.0, 5.0, 6.0]),
+        ],
+    }
+    d = derive(raw)
+    assert d["modes"]["fixed"]["podSeconds"] == 105
+    assert d["modes"]["traffic-full"]["steps"]["100"] == 4.5
+    assert d["modes"]["traffic-full"]["extraSeconds"]["100"] == 4.5 - 2.25
+    table = markdown(d)
+    assert "| traffic-full | 160 | 12 | 2.0 (+0.0) | 4.5 (+2.2) | 5.5 (+0.5) |" in table, table
