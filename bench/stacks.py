@@ -16,6 +16,7 @@ from bench.measure import Run, timed
 from canary.gateway_api import ROUTE_RESOURCE
 from devtools.pulumi_cli import REPO as REPO
 from devtools.pulumi_cli import CliStack, unique
+from devtools.pulumi_cli import changes as changes
 from devtools.pulumi_cli import private_project as copy_project
 from devtools.pulumi_cli import project_env as project_env
 
@@ -65,11 +66,6 @@ def kubectl(env: dict[str, str], *args: str) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"bench: kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
-
-
-def changes(update: dict[str, Any]) -> dict[str, int]:
-    """resourceChanges of a history entry without the unchanged ("same") count."""
-    return {op: n for op, n in (update.get("resourceChanges") or {}).items() if op != "same" and n}
 
 
 APP = "web"

@@ -48,6 +48,17 @@ def project_env() -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
 
 
+NO_CHANGE = frozenset({"same", "read"})
+"""Step operations that change nothing: unchanged resources, and reads (the release's StackReference to its
+own stack's last update)."""
+
+
+def changes(update: dict[str, Any]) -> dict[str, int]:
+    """What an update changed: the `resourceChanges` of a `pulumi stack history --json` entry, without
+    the operations that change nothing (NO_CHANGE)."""
+    return {op: n for op, n in (update.get("resourceChanges") or {}).items() if op not in NO_CHANGE and n}
+
+
 def unique(prefix: str) -> str:
     """`prefix-` plus six random hex digits: stack names and namespaces that never collide between runs."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"

@@ -26,8 +26,9 @@ from canary.gateway_api import ROUTE_RESOURCE as ROUTE
 from canary.ops.kube.kubectl import LiveReader
 from canary.ops.kube.kubectl import Watch as KubeWatch
 from canary.route_state import route_state
+from devtools.pulumi_cli import NO_CHANGE, CliStack, private_project, unique
 from devtools.pulumi_cli import REPO as REPO
-from devtools.pulumi_cli import CliStack, private_project, unique
+from devtools.pulumi_cli import changes as changes
 from devtools.pulumi_cli import project_env as project_env
 
 
@@ -116,6 +117,21 @@ WAITING_FOR_PODS = "Waiting for app ReplicaSet to be available"
 """pulumi-kubernetes' status line while its Deployment await waits for the new ReplicaSet's pods."""
 ROLLOUT_COMPLETE = "Deployment initialization complete"
 """pulumi-kubernetes' status line when its Deployment await concludes that the rollout is done."""
+
+
+def planned_changes(stack: PulumiStack) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(operation, resource type, changed properties) of every step `pulumi preview --json` plans that
+    changes something (reads and no-ops left out): what a reviewer of the update sees."""
+    steps = json.loads(stack.preview("--json", "--diff").check().stdout).get("steps", [])
+    return [
+        (
+            step["op"],
+            step["urn"].split("::")[-2].split("$")[-1],
+            tuple(sorted(step.get("detailedDiff") or {})),
+        )
+        for step in steps
+        if step["op"] not in NO_CHANGE
+    ]
 
 
 def descendants(pid: int) -> list[int]:

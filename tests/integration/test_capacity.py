@@ -40,7 +40,14 @@ from canary.ops.verify.traffic import Stream, TrafficCounter
 from canary.release.capacity import invariant_problems
 from canary.route_state import route_state
 from scripts.testbed.netcheck import check_target
-from tests.integration.harness import Kube, PulumiStack, Watch, release_stack, set_in_stack_file
+from tests.integration.harness import (
+    Kube,
+    PulumiStack,
+    Watch,
+    planned_changes,
+    release_stack,
+    set_in_stack_file,
+)
 from tests.integration.test_traffic import (
     APP,
     EG_CLASS,
@@ -211,21 +218,6 @@ class Walk:
 
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-
-
-def planned_changes(stack: PulumiStack) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(operation, resource type, changed properties) of every step `pulumi preview --json` plans that
-    changes something (reads and no-ops left out)."""
-    steps = json.loads(stack.preview("--json", "--diff").check().stdout).get("steps", [])
-    return [
-        (
-            step["op"],
-            step["urn"].split("::")[-2].split("$")[-1],
-            tuple(sorted(step.get("detailedDiff") or {})),
-        )
-        for step in steps
-        if step["op"] not in ("same", "read")
-    ]
 
 
 def start_walk(bed: dict[str, str], kube: Kube, where: Any, prefix: str, capacity: dict[str, Any]) -> Walk:

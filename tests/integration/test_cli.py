@@ -26,6 +26,7 @@ from tests.integration.harness import (
     Result,
     assert_stable_only,
     canary,
+    changes,
     is_available,
     release_project,
     release_stack,
@@ -82,7 +83,7 @@ class TestCliWalk:
         assert "phase        canary deployed, header-only" in out
         assert "weights      stable 100%, canary 0%" in out
         assert f"images       stable {V1}, canary {V2}" in out
-        assert "replicas     stable 2/2 ready, canary 1/1 ready" in out
+        assert "replicas     stable 2/2 ready carrying 100%, canary 1/1 ready carrying 0%" in out
         assert "header rule  x-canary: true -> canary" in out
         assert "mirror       off" in out
         assert "'deploy canary header-only'" in out
@@ -121,7 +122,7 @@ class TestCliWalk:
         assert live_weights(kube, ns) == (95, 5)
         latest = last_update(stack)
         assert message_of(latest) == f"canary 0% -> 5% ({V2})"
-        assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
+        assert changes(latest) == {"update": 1}
 
     def test_05_preview_markdown_says_what_the_next_up_does_to_traffic(self, walk) -> None:
         stack, _ = walk
@@ -182,7 +183,7 @@ class TestCliWalk:
         assert is_available(canary_dep), "canary pods must stay warm after a rollback"
         latest = last_update(stack)
         assert message_of(latest) == "rollback canary 50% -> 0% (live route was at 80%)"
-        assert {k: v for k, v in latest["resourceChanges"].items() if k != "same"} == {"update": 1}
+        assert changes(latest) == {"update": 1}
         assert latest["environment"].get("pulumi.flag.target") == "set", "the update targets the route"
         out = canary(stack, "status").check().stdout
         assert "DRIFT" not in out and "phase        canary deployed, header-only" in out

@@ -10,7 +10,6 @@ too.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,9 @@ from tests.integration.harness import (
     PulumiStack,
     Watch,
     assert_stable_only,
+    changes,
     is_available,
+    planned_changes,
     release_stack,
     unique,
 )
@@ -44,14 +45,12 @@ def live_route(kube: Kube, namespace: str, name: str = APP) -> RouteState:
 def changes_of_last_update(stack: PulumiStack) -> dict[str, int]:
     latest = stack.history()[0]
     assert latest["result"] == "succeeded", latest
-    return {op: n for op, n in latest["resourceChanges"].items() if op != "same"}
+    return changes(latest)
 
 
 def planned_steps(stack: PulumiStack) -> list[tuple[str, str]]:
-    """(operation, resource type) of every step `pulumi preview` plans that is not a no-op."""
-    res = stack.preview("--json").check()
-    steps = json.loads(res.stdout).get("steps", [])
-    return [(s["op"], s["urn"].split("::")[-2].split("$")[-1]) for s in steps if s["op"] != "same"]
+    """(operation, resource type) of every step `pulumi preview` plans that changes something."""
+    return [(op, kind) for op, kind, _ in planned_changes(stack)]
 
 
 def versions(kube: Kube, namespace: str) -> dict[str, str]:
