@@ -49,8 +49,7 @@ def project_env() -> dict[str, str]:
 
 
 NO_CHANGE = frozenset({"same", "read"})
-"""Step operations that change nothing: unchanged resources, and reads (the release's StackReference to its
-own stack's last update)."""
+"""Step operations that change nothing: unchanged resources, and reads of existing ones."""
 
 
 def changes(update: dict[str, Any]) -> dict[str, int]:

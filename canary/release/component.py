@@ -5,9 +5,9 @@ which objects exist, which depends on which, and what the release reports.
 """
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import pulumi
@@ -15,6 +15,7 @@ import pulumi_kubernetes as kubernetes
 
 from canary.gateway_api import API_VERSION, GATEWAY_KIND, ROUTE_KIND
 from canary.names import Track
+from canary.release import live
 from canary.release.args import CanaryReleaseArgs, split_inputs
 from canary.release.capacity import scale_downs
 from canary.release.keys import SECRET_KEYS, config_string
@@ -91,8 +92,8 @@ class CanaryRelease(pulumi.ComponentResource):
     - A Deployment whose pod count goes down (capacity follows traffic: canary.release.capacity) depends
       instead on the route, and waits capacity.settleSeconds after the route's update (which waits for the
       gateway's acceptance of the new generation), so pods go only once traffic left them. Which way each
-      track goes is decided from the weight of the stack's last update (`weight_output`, read back with a
-      StackReference to this stack); without one (a first update) every Deployment comes first.
+      track goes is decided from the weight the live route carries now (canary.release.live, read in
+      previews too); without one (a first update) every Deployment comes first.
     - Only the HTTPRoute's spec and the Deployments' spec.replicas depend on canaryWeight (no weight in any
       label, annotation or pod template), so a weight change, rollback included, updates the route in place
       and at most scales a Deployment; no pod restarts, and with capacity.canary "fixed" and stable "full"
@@ -134,12 +135,12 @@ class CanaryRelease(pulumi.ComponentResource):
         args: CanaryReleaseArgs,
         opts: pulumi.ResourceOptions | None = None,
         *,
-        weight_output: str | None = "canaryWeight",
+        read_live_route: bool = True,
     ) -> None:
-        """`weight_output`: the stack output this stack exports the release's canary weight as (the
-        program's `canaryWeight`), read back from the last update to order pod count changes around the
-        route; None when the stack exports none (every Deployment then comes before the route, as in a
-        first update)."""
+        """`read_live_route`: read the live route's weight from the cluster of the default Kubernetes
+        provider (canary.release.live) to order pod count changes around the route; False (a program whose
+        explicit provider reaches another cluster) orders every Deployment before the route, as in a first
+        update."""
         settings = resolve_settings(args)
         shape = settings.shape
         self._rendered = _rendered(settings.public)
@@ -182,8 +183,9 @@ class CanaryRelease(pulumi.ComponentResource):
         rollout_timeouts = pulumi.ResourceOptions(
             custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)
         )
-        previous = self._previous_canary_percent(name, weight_output)
-        downs = pulumi.Output.all(settings.public, previous).apply(_scale_downs)
+        downs = pulumi.Output.from_input(settings.public).apply(
+            lambda resolved: _scale_downs(resolved, read_live_route)
+        )
         deferred: tuple[
             pulumi.Output[list[pulumi.Resource]], Callable[[pulumi.Output[list[pulumi.Resource]]], None]
         ] = pulumi.deferred_output()
@@ -287,21 +289,6 @@ class CanaryRelease(pulumi.ComponentResource):
             "gatewayName": self.gateway_name,
         }
 
-    def _previous_canary_percent(
-        self, name: str, weight_output: str | None
-    ) -> pulumi.Output[Decimal | None] | None:
-        """The canary weight of this stack's last update, from its own stack output `weight_output` (a
-        StackReference to this stack, which the engine reads during preview too); None without one."""
-        if weight_output is None:
-            return None
-        stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-        reference = pulumi.StackReference(
-            f"{name}-last-update", stack_name=stack, opts=pulumi.ResourceOptions(parent=self)
-        )
-        return reference.get_output(weight_output).apply(
-            lambda value: None if value is None else Decimal(str(value))
-        )
-
     def _part(self, pick: Callable[[ReleaseManifests], T]) -> T | pulumi.Output[T]:
         """One piece of the rendered release (everything but key material)."""
         return _part(self._rendered, pick)
@@ -363,11 +350,20 @@ class CanaryRelease(pulumi.ComponentResource):
         )
 
 
-def _scale_downs(
-    values: list[Any],
-) -> tuple[ReleaseSettings, frozenset[Track]]:
-    """The settings with the tracks whose pod count goes down in this update (canary.release.capacity)."""
-    settings, previous = values
+def _scale_downs(settings: ReleaseSettings, read: bool) -> tuple[ReleaseSettings, frozenset[Track]]:
+    """The settings with the tracks whose pod count goes down in this update (canary.release.capacity),
+    from the weight the live route carries now."""
+    previous = None
+    if read and settings.autoscaling is None:
+        config = pulumi.Config("kubernetes")
+        args, written = live.provider_args(config.get("kubeconfig"), config.get("context"))
+        try:
+            previous = live.live_canary_percent(
+                settings.app_name, settings.namespace, settings.app_name, args, pulumi.log.warn
+            )
+        finally:
+            if written is not None:
+                os.unlink(written)
     return settings, scale_downs(settings, previous)
 
 

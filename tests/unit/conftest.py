@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pytest
 
+from canary.release import live
 from tests.unit.helpers import PROJECT, RecordingMocks, RecordingMonitor
 
 
@@ -19,9 +20,11 @@ class PulumiMocks:
 
 
 @pytest.fixture
-def pulumi_mocks() -> Iterator[PulumiMocks]:
-    """Pulumi in mock mode for project gateway-canary, stack dev, with empty config."""
+def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulumiMocks]:
+    """Pulumi in mock mode for project gateway-canary, stack dev, with empty config; the live route's
+    weight (canary.release.live) is the mocks' `live_percent`, never read from a cluster."""
     mocks = RecordingMocks()
+    monkeypatch.setattr(live, "live_canary_percent", lambda *_: mocks.live_percent)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="dev", preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({})

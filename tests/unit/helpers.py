@@ -13,7 +13,6 @@ from canary.release.args import CanaryReleaseArgs, args_from_config
 from canary.release.keys import config_string
 from canary.release.settings import ReleaseSettings
 from canary.release.validate import parse_config
-from devtools.pulumi_mocks import mocked_state
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "gateway-canary"
@@ -65,12 +64,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[MockResourceArgs] = []
-        self.stack_outputs: dict[str, Any] = {}
-        """What a StackReference reads: the outputs of the stack's last update (none: a new stack)."""
+        self.live_percent: Decimal | None = None
+        """The canary percent the live route carries (canary.release.live; None: no route yet)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(args)
-        return f"{args.name}-id", mocked_state(args, self.stack_outputs)
+        return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

@@ -249,7 +249,7 @@ def test_light_k8s_experiment_registers_the_same_resources() -> None:
         )
         for light in ([], ["--light"])
     ]
-    assert runs[0]["resources"] == runs[1]["resources"] == 9
+    assert runs[0]["resources"] == runs[1]["resources"] == 8
     assert runs[0]["digest"] == runs[1]["digest"]
     assert (runs[0]["light"], runs[1]["light"]) == (False, True)
 

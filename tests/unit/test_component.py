@@ -14,7 +14,6 @@ from canary.gateway_api import GATEWAY_TYPE as GATEWAY
 from canary.gateway_api import ROUTE_TYPE as ROUTE
 from canary.release.component import TYPE_TOKEN, CanaryRelease
 from canary.release.render import ReleaseManifests, render
-from devtools.pulumi_mocks import STACK_REFERENCE
 from tests.unit.conftest import PulumiMocks
 from tests.unit.helpers import CANARY, component_args, percents, release_settings
 
@@ -24,7 +23,6 @@ SERVICE = "kubernetes:core/v1:Service"
 
 STABLE_ONLY = {
     (TYPE_TOKEN, "podinfo"),
-    (STACK_REFERENCE, "podinfo-last-update"),
     (NAMESPACE, "podinfo-namespace"),
     (DEPLOYMENT, "podinfo-stable"),
     (SERVICE, "podinfo-stable"),
@@ -189,7 +187,7 @@ def depends(pulumi_mocks: PulumiMocks, typ: str, name: str, on_typ: str, on_name
 
 
 ORDERS = [
-    # (capacity, last update's weight, this weight, the Deployments that wait for the route)
+    # (capacity, the live route's canary weight, this weight, the Deployments that wait for the route)
     ('{"settleSeconds":0}', None, "25", set()),
     ('{"settleSeconds":0}', 25.0, "50", set()),
     ('{"settleSeconds":0}', 50.0, "25", {"canary"}),
@@ -208,8 +206,7 @@ def test_a_deployment_that_scales_down_waits_for_the_route(
 ) -> pulumi.Output[None]:
     """R = 10: a track whose pod count goes down depends on the route (which no longer depends on it); one
     whose count goes up or stays is a dependency of the route, as in a first update."""
-    if last is not None:
-        pulumi_mocks.mocks.stack_outputs = {"canaryWeight": last}
+    pulumi_mocks.mocks.live_percent = None if last is None else Decimal(str(last))
     release = build(
         canaryImage=CANARY, canaryWeight=weight, stableReplicas="10", capacity=capacity, rolloutTimeout="10"
     )
@@ -248,7 +245,7 @@ def test_an_explicit_provider_reaches_every_child(pulumi_mocks: PulumiMocks) -> 
 
     def check(_: Any) -> None:
         children = [r for r in pulumi_mocks.mocks.resources if r.typ.startswith("kubernetes:")]
-        assert len(children) == len(WITH_CANARY) - 2  # all but the component and the StackReference
+        assert len(children) == len(WITH_CANARY) - 1
         for child in children:
             assert "pulumi:providers:kubernetes::cluster::" in (child.provider or ""), child.name
 
@@ -264,7 +261,6 @@ def test_no_namespace_or_gateway_when_attaching(pulumi_mocks: PulumiMocks) -> pu
     def check(_: Any) -> None:
         assert registered(pulumi_mocks) == {
             (TYPE_TOKEN, "podinfo"),
-            (STACK_REFERENCE, "podinfo-last-update"),
             (DEPLOYMENT, "podinfo-stable"),
             (SERVICE, "podinfo-stable"),
             (ROUTE, "podinfo-route"),
