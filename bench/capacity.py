@@ -3,9 +3,12 @@
 Per round and mode (interleaved, order rotated each round): a release of the product's program on class
 `eg` (real Envoy, one real podinfo per Ready pod), R = `FULL` stable pods, `canaryReplicas` 1. Untimed: the
 stable deployed. Then, each a timed `pulumi up --skip-preview` followed by `dwell` seconds (the time a team
-would watch each step): the canary deployed at 0, 5, 25, 50, 100, and promote. A watch of the namespace's
-Pods runs from before the first step; pod-seconds integrate the number of pods that exist (created and not
-yet deleted) over the walk, from the watch's arrival times. The stack is destroyed after each walk.
+would watch each step): the canary deployed at 0, 5, 25, 50, 100; then `canary rollback --yes` from 100%,
+timed until a watch on the apiserver sees the route at canary weight 0 (time-to-safe: with stable
+"traffic" it waits for the stable's scale-up first) and until the command exits; then promote. A watch of
+the namespace's Pods runs from before the first step; pod-seconds integrate the number of pods that exist
+(created and not yet deleted) over the walk, from the watch's arrival times. The stack is destroyed after
+each walk.
 
 Modes: `fixed` (capacity.canary fixed: the article's one canary pod), `traffic-full` (the default: canary
 follows traffic, stable full), `traffic-traffic` (both follow traffic).
@@ -14,11 +17,13 @@ follows traffic, stable full), `traffic-traffic` (both follow traffic).
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.measure import time_until_route
 from bench.rollback import rotated
 from bench.stacks import APP, CANARY_IMAGE, REPO, STABLE_IMAGE, Stack, private_project
 from bench.traffic import EG_CLASS, HOST
@@ -85,6 +90,8 @@ def walk(workdir: Path, env: dict[str, str], mode: str, dwell: float) -> dict[st
                 stack.set_config({"canaryWeight": weight})
                 steps.append({"to": weight, "seconds": stack.up("--skip-preview").seconds})
                 time.sleep(dwell)
+            rollback = time_until_route(env, namespace, APP, lambda: canary_rollback(stack), 0)
+            time.sleep(dwell)
             stack.set_config({"stableImage": CANARY_IMAGE, "canaryImage": "", "canaryWeight": "0"})
             steps.append({"to": "promote", "seconds": stack.up("--skip-preview").seconds})
             time.sleep(dwell)
@@ -95,9 +102,18 @@ def walk(workdir: Path, env: dict[str, str], mode: str, dwell: float) -> dict[st
             "steps": steps,
             "walkSeconds": end - start,
             "podSeconds": pod_seconds(events, start, end),
+            "rollbackSafe": rollback.safe,
+            "rollbackExited": rollback.exited,
         }
     finally:
         stack.destroy()
+
+
+def canary_rollback(stack: Stack) -> None:
+    argv = ["canary", "rollback", "--yes", "--stack", stack.name, "--cwd", str(stack.project_dir)]
+    proc = subprocess.run(argv, env=stack.env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed: {proc.stdout}{proc.stderr}")
 
 
 def run(
@@ -128,6 +144,8 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
             "n": len(runs),
             "podSeconds": statistics.median(one["podSeconds"] for one in runs),
             "walkSeconds": statistics.median(one["walkSeconds"] for one in runs),
+            "rollbackSafe": statistics.median(one["rollbackSafe"] for one in runs),
+            "rollbackExited": statistics.median(one["rollbackExited"] for one in runs),
             "steps": {
                 to: statistics.median(one["steps"][i]["seconds"] for one in runs)
                 for i, to in enumerate(steps)
@@ -150,8 +168,10 @@ def markdown(d: dict[str, Any]) -> str:
         f"R = {d['full']} stable pods, `canaryReplicas` 1, {d['dwell']:.0f} s at each step; median of "
         f"{counts}. Step: median seconds of its `pulumi up` (extra over `fixed`).",
         "",
-        "| mode | pod-seconds | walk s | " + " | ".join(f"-> {s}" for s in steps) + " |",
-        "|---|---|---|" + "---|" * len(steps),
+        "| mode | pod-seconds | walk s | rollback from 100%: safe s (exits s) | "
+        + " | ".join(f"-> {s}" for s in steps)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(steps),
     ]
     for mode, v in modes.items():
         cells = []
@@ -159,7 +179,10 @@ def markdown(d: dict[str, Any]) -> str:
             extra = v.get("extraSeconds", {}).get(step)
             shown = "" if extra is None or mode == "fixed" else f" ({extra:+.1f})"
             cells.append(f"{v['steps'][step]:.1f}{shown}")
+        rollback = f"{v['rollbackSafe']:.2f} ({v['rollbackExited']:.1f})"
         lines.append(
-            f"| {mode} | {v['podSeconds']:.0f} | {v['walkSeconds']:.0f} | " + " | ".join(cells) + " |"
+            f"| {mode} | {v['podSeconds']:.0f} | {v['walkSeconds']:.0f} | {rollback} | "
+            + " | ".join(cells)
+            + " |"
         )
     return "\n".join(lines)

@@ -405,7 +405,14 @@ def test_capacity_figures_per_mode_and_the_extra_time_over_fixed() -> None:
 
     def one(mode: str, pods: float, seconds: list[float]) -> dict[str, Any]:
         steps = [{"to": to, "seconds": s} for to, s in zip(["0", "100", "promote"], seconds, strict=True)]
-        return {"mode": mode, "steps": steps, "walkSeconds": sum(seconds), "podSeconds": pods}
+        return {
+            "mode": mode,
+            "steps": steps,
+            "walkSeconds": sum(seconds),
+            "podSeconds": pods,
+            "rollbackSafe": 0.05 if mode == "fixed" else 3.0,
+            "rollbackExited": 4.0,
+        }
 
     raw = {
         "full": 4,
@@ -422,4 +429,4 @@ def test_capacity_figures_per_mode_and_the_extra_time_over_fixed() -> None:
     assert d["modes"]["traffic-full"]["steps"]["100"] == 4.5
     assert d["modes"]["traffic-full"]["extraSeconds"]["100"] == 4.5 - 2.25
     table = markdown(d)
-    assert "| traffic-full | 160 | 12 | 2.0 (+0.0) | 4.5 (+2.2) | 5.5 (+0.5) |" in table, table
+    assert "| traffic-full | 160 | 12 | 3.00 (4.0) | 2.0 (+0.0) | 4.5 (+2.2) | 5.5 (+0.5) |" in table, table
