@@ -91,7 +91,8 @@ class TestCliWalk:
 
         data = json.loads(canary(stack, "status", "--json").check().stdout)
         assert data["deployed"]["canaryPercent"] == "0"
-        assert data["replicas"]["stable"] == {"ready": 2, "desired": 2}
+        assert data["replicas"]["stable"] == {"ready": 2, "desired": 2, "sharePercent": "100"}
+        assert data["replicas"]["canary"] == {"ready": 1, "desired": 1, "sharePercent": "0"}
         assert data["liveRoute"]["headerRule"] == {"name": "x-canary", "value": "true"}
         assert data["lastUpdate"]["result"] == "succeeded"
         assert data["drift"] == []
