@@ -2,7 +2,8 @@
 
 Runs the real Pulumi CLI on stack `dev` of this project (local file backend) against the cluster in
 KUBECONFIG (the local kwok cluster by default), and after every step prints a row read back from the live
-HTTPRoute: time since start, stable %, canary %, what the step did, and how long the step took.
+HTTPRoute: time since start, stable %, canary %, each track's ready pods (capacity follows traffic: the
+article's 3 stable pods, and a canary sized for its share), what the step did, and how long the step took.
 
 Walk: stable v1 -> canary v2 header-only -> 5 -> 25 -> 50 -> 100 -> promote, then a second canary v3 at 25%
 and an instant rollback. Re-running converges from whatever state the stack is in: the first step declares
@@ -120,6 +121,15 @@ def measured_split(outputs: dict[str, Any]) -> str:
     return f"{counts}{failed} {'ok' if verification.verdict.ok else 'OFF'}"
 
 
+def ready_pods(live: LiveReader, outputs: dict[str, Any]) -> str:
+    """Ready pods per track, stable/canary ("3/1"; "-" for a track without a Deployment)."""
+    counts = []
+    for name in outputs["serviceNames"]:
+        deployment = live.get("deployment", str(name), str(outputs["namespace"]))
+        counts.append(str(((deployment or {}).get("status") or {}).get("readyReplicas", 0)))
+    return "/".join(counts) if len(counts) == 2 else f"{counts[0]}/-"
+
+
 def main() -> int:
     prepare_workdir()
     stack = demo_stack()
@@ -128,9 +138,9 @@ def main() -> int:
     print(f"gateway-canary demo: stack '{STACK}', kubeconfig {kubeconfig}")
     print()
     measured = f"Measured ({SAMPLE} requests)"
-    header = f"{'Time':<8}{'Stable':>7}{'Canary':>8}  {'Step (s)':>8}  {measured:<28}Action"
+    header = f"{'Time':<8}{'Stable':>7}{'Canary':>8}  {'Pods':<10}{'Step (s)':>8}  {measured:<28}Action"
     print(header)
-    print("-" * 100)
+    print("-" * 110)
     started = time.monotonic()
     for index, step in enumerate(STEPS):
         t0 = time.monotonic()
@@ -147,10 +157,9 @@ def main() -> int:
         canary = "-" if state.canary_weight is None else f"{format_percent(state.canary_percent)}%"
         stable = f"{format_percent(state.stable_percent)}%"
         measured = measured_split(release)
-        print(
-            f"T+{t0 - started:<6.0f}{stable:>7}{canary:>8}  {took:>8.1f}  {measured:<28}{step.action}",
-            flush=True,
-        )
+        pods = ready_pods(live, release)
+        row = f"T+{t0 - started:<6.0f}{stable:>7}{canary:>8}  {pods:<10}{took:>8.1f}  {measured:<28}"
+        print(f"{row}{step.action}", flush=True)
     print()
     print(f"State:      {os.environ.get('PULUMI_BACKEND_URL')} (stack '{STACK}')")
     print(f"Kubeconfig: {os.environ.get('KUBECONFIG')}")
