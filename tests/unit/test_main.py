@@ -89,7 +89,7 @@ def test_stack_files_run(pulumi_mocks: PulumiMocks, stack: str) -> pulumi.Output
 
     def check(namespace: str) -> None:
         deployment = pulumi_mocks.mocks.named("kubernetes:apps/v1:Deployment", "podinfo-stable")
-        expected = {"dev": 1, "prod": 3}[stack]
+        expected = {"dev": 3, "prod": 3}[stack]
         assert deployment.inputs["spec"]["replicas"] == expected
         assert namespace == {"dev": "gateway-canary", "prod": "podinfo"}[stack]
 
