@@ -270,7 +270,7 @@ class RollbackPrinter:
         self.announced = False
 
     def planned(self, change: Change) -> None:
-        self.printer.say(f"rollback: {change.message} (route only, canary pods stay warm)")
+        self.printer.say(f"rollback: {change.message} (route first; canary pods stay warm)")
         self.announced = True
 
     def not_fast(self, why: str) -> None:

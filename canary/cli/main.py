@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser(
         "rollback",
         parents=[shared, updating],
-        help="canary weight to 0 now (route only; canary pods stay warm)",
+        help="canary weight to 0 now (route first; canary pods stay warm)",
     )
     rollback.add_argument(
         "--no-fast",
