@@ -159,6 +159,15 @@ def cluster_ready(env: dict[str, str]) -> bool:
     return proc.returncode == 0
 
 
+def data_plane_up(section: str, env: dict[str, str], problems: list[str]) -> bool:
+    """Whether the data plane a section needs is up; when not, the section is skipped and says why."""
+    why = traffic.data_plane_ready(env)
+    if why is not None:
+        log(f"bench: {section} skipped: {why}")
+        problems.append(f"{section} not measured: {why}")
+    return why is None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     children_get_default_sigint()  # a background `make bench &` measures what a foreground one does
@@ -217,40 +226,30 @@ def main(argv: list[str] | None = None) -> int:
             results["raw"]["program"] = program.run(
                 workdir, env, args.program_reps, args.sizes, not args.no_floor, log
             )
-        if "traffic" in args.only:
-            why = traffic.data_plane_ready(env)
-            if why is not None:
-                log(f"bench: traffic skipped: {why}")
-                problems.append(f"traffic not measured: {why}")
-            else:
-                log(
-                    f"bench: traffic through Envoy, {args.traffic_rounds} rounds of "
-                    f"{', '.join(traffic_methods)}; {args.rps_rounds} throughput rounds of "
-                    f"{', '.join(args.routes)}"
-                )
-                results["raw"]["traffic"] = traffic.run(
-                    workdir,
-                    env,
-                    traffic_methods,
-                    args.traffic_rounds,
-                    args.routes,
-                    args.rps_rounds,
-                    args.rps_seconds,
-                    args.rps_concurrency,
-                    args.stream_rate,
-                    log,
-                )
-                problems += results["raw"]["traffic"]["cleanup"]
-        if "capacity" in args.only:
-            why = traffic.data_plane_ready(env)
-            if why is not None:
-                log(f"bench: capacity skipped: {why}")
-                problems.append(f"capacity not measured: {why}")
-            else:
-                log(f"bench: capacity, {args.capacity_rounds} walks of {', '.join(capacity.MODES)}")
-                results["raw"]["capacity"] = capacity.run(
-                    workdir, env, list(capacity.MODES), args.capacity_rounds, args.dwell, log
-                )
+        if "traffic" in args.only and data_plane_up("traffic", env, problems):
+            log(
+                f"bench: traffic through Envoy, {args.traffic_rounds} rounds of "
+                f"{', '.join(traffic_methods)}; {args.rps_rounds} throughput rounds of "
+                f"{', '.join(args.routes)}"
+            )
+            results["raw"]["traffic"] = traffic.run(
+                workdir,
+                env,
+                traffic_methods,
+                args.traffic_rounds,
+                args.routes,
+                args.rps_rounds,
+                args.rps_seconds,
+                args.rps_concurrency,
+                args.stream_rate,
+                log,
+            )
+            problems += results["raw"]["traffic"]["cleanup"]
+        if "capacity" in args.only and data_plane_up("capacity", env, problems):
+            log(f"bench: capacity, {args.capacity_rounds} walks of {', '.join(capacity.MODES)}")
+            results["raw"]["capacity"] = capacity.run(
+                workdir, env, list(capacity.MODES), args.capacity_rounds, args.dwell, log
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for problem in problems:
