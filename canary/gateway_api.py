@@ -33,6 +33,12 @@ MAX_RULES = 16
 """HTTPRoute spec.rules maxItems."""
 MAX_BACKEND_REFS = 16
 """HTTPRouteRule backendRefs maxItems."""
+MAX_FILTERS = 16
+"""HTTPRouteRule filters maxItems."""
+MAX_HEADER_MATCHES = 16
+"""HTTPRouteMatch headers maxItems."""
+MAX_PARENT_REFS = 32
+"""HTTPRoute spec.parentRefs maxItems."""
 MAX_MATCHES_PER_RULE = 64
 """HTTPRouteRule matches maxItems."""
 MAX_MATCHES = 128
@@ -78,6 +84,37 @@ def verdict(conditions: str, condition_type: str) -> list[str]:
         current_condition(conditions, condition_type, "reason", condition_type),
         current_condition(conditions, condition_type),
     ]
+
+
+def parent_filter(ref: dict[str, object], route_namespace: str) -> str:
+    """A JSONPath filter selecting the route status entry of one parentRef (Gateway API echoes each spec
+    parentRef in status.parents[].parentRef): by name, namespace (an omitted one is the route's, whether the
+    controller echoes it or not), and the sectionName and port when the ref names them. Names are DNS
+    subdomains (validated), so they need no quoting."""
+    parts = [f"@.parentRef.name=='{ref['name']}'"]
+    namespace = ref.get("namespace")
+    if namespace is None:
+        parts.append(f"(!@.parentRef.namespace || @.parentRef.namespace=='{route_namespace}')")
+    else:
+        parts.append(f"@.parentRef.namespace=='{namespace}'")
+    if ref.get("sectionName") is not None:
+        parts.append(f"@.parentRef.sectionName=='{ref['sectionName']}'")
+    if ref.get("port") is not None:
+        parts.append(f"@.parentRef.port=={ref['port']}")
+    return " && ".join(parts)
+
+
+def route_accepted(parents: list[dict[str, object]], route_namespace: str) -> str:
+    """waitFor of an HTTPRoute: ROUTE_ACCEPTED with one parent; with several, the same verdicts for each
+    parent's own status entry, so the update waits for every Gateway and a refusal names the one refusing
+    (the provider logs the first unmet expression, which carries the parent's name)."""
+    if len(parents) <= 1:
+        return ROUTE_ACCEPTED
+    expressions = []
+    for ref in parents:
+        conditions = f".status.parents[?{parent_filter(ref, route_namespace)}].conditions"
+        expressions += [*verdict(conditions, "Accepted"), *verdict(conditions, "ResolvedRefs")]
+    return json.dumps(expressions)
 
 
 ROUTE_ACCEPTED = json.dumps(

@@ -103,24 +103,32 @@ def refusal_of(route: Manifest) -> str | None:
     return None
 
 
-def split_rule_index(route: Manifest, app_name: str) -> int | None:
-    """Index of the route's split rule: the first rule without header matches that sends to the stable
-    Service (the weighted stable/canary split, or stable alone). None when the route has no such rule.
+def split_rule_indices(route: Manifest, app_name: str) -> list[int]:
+    """Indices of the route's split rules: every rule that sends to the stable Service (the app's rules, each
+    with the weighted stable/canary split or stable alone; all carry the same weights). The header-override
+    twins send to the canary alone and are not among them.
 
-    The one definition of "the split rule", for reading the route (route_state) and for anything that
-    must address its weights by JSON path (the article's `kubectl patch`).
+    The one definition of "the split rules", for reading the route (route_state) and for anything that must
+    address their weights by JSON path (the article's `kubectl patch`, once per rule).
     """
     stable_name = object_name(app_name, "stable")
-    for index, rule in enumerate(_rules(route)):
-        if _headers(rule):
-            continue
-        if stable_name in (ref.get("name") for ref in rule.get("backendRefs", [])):
-            return index
-    return None
+    return [
+        index
+        for index, rule in enumerate(_rules(route))
+        if stable_name in (ref.get("name") for ref in rule.get("backendRefs", []))
+    ]
+
+
+def split_rule_index(route: Manifest, app_name: str) -> int | None:
+    """Index of the route's first split rule (split_rule_indices), whose weights route_state reads; None
+    when the route has none."""
+    indices = split_rule_indices(route, app_name)
+    return indices[0] if indices else None
 
 
 def header_rule_of(route: Manifest, app_name: str) -> tuple[str, str] | None:
-    """(name, value) of the header override: a rule matching a header whose only backend is the canary."""
+    """(name, value) of the header override: a rule matching a header whose only backend is the canary; the
+    canary header is its first header match (canary.release.routing.header_rule)."""
     canary_name = object_name(app_name, "canary")
     for rule in _rules(route):
         headers = _headers(rule)

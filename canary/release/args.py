@@ -68,6 +68,10 @@ class CanaryReleaseArgs(TypedDict):
     "traffic", settleSeconds (default 5); {} means the defaults (canary.release.capacity)."""
     hostnames: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
     """Hostnames of the route and of the owned Gateway's listeners (at most 16); empty matches any host."""
+    route_rules: NotRequired[Sequence[Mapping[str, Any]]]
+    """The app's own HTTPRoute rules (name, matches, filters, timeouts) as Gateway API writes them; each
+    rule without backendRefs gets the stable/canary split, the mirror and its own header-override rule, a
+    rule with backendRefs is left as written. [] means one rule, PathPrefix "/"."""
     gateway_class_name: NotRequired[str]
     """GatewayClass of the owned Gateway (when createGateway is true)."""
     create_gateway: NotRequired[bool]
@@ -77,6 +81,9 @@ class CanaryReleaseArgs(TypedDict):
     `<appName>-gateway`."""
     gateway_namespace: NotRequired[pulumi.Input[str]]
     """Namespace of an existing Gateway; "" means the release namespace."""
+    parent_refs: NotRequired[Sequence[Mapping[str, Any]]]
+    """More Gateways the route attaches to (name, namespace, sectionName, port), besides the owned
+    Gateway (createGateway true) or instead of gatewayName (createGateway false); [] means none."""
     tls_secret_name: NotRequired[str]
     """TLS Secret for an HTTPS listener on port 443 of the owned Gateway; "" means HTTP only."""
     canary_header: NotRequired[str]
@@ -132,10 +139,12 @@ DEFAULTS: dict[str, Any] = {
     "pod_disruption_budget": {},
     "capacity": {},
     "hostnames": [],
+    "route_rules": [],
     "gateway_class_name": "gateway-canary",
     "create_gateway": True,
     "gateway_name": "",
     "gateway_namespace": "",
+    "parent_refs": [],
     "tls_secret_name": "",
     "canary_header": "x-canary: true",
     "mirror_percent": "0",

@@ -69,7 +69,7 @@ def render(args: ReleaseSettings) -> ReleaseManifests:
         if args.pod_disruption_budget is not None
         else {},
     )
-    problems = limit_problems(rendered.route, rendered.gateway)
+    problems = limit_problems(args, rendered.route, rendered.gateway)
     if problems:
         raise ConfigError(problems)
     return rendered

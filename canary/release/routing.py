@@ -1,26 +1,31 @@
-"""Gateway and HTTPRoute specs: header rule, weighted split, mirror (pure).
+"""Gateway and HTTPRoute specs: the app's rules with the weighted split, header overrides, mirror (pure).
 
 The HTTPRoute is the only object whose spec depends on the canary weight, so moving traffic is one in-place
 update of one live object. Its rules, in order:
 
-1. weighted split: stable and canary backendRefs with weights from weights.split_weights, plus an optional
-   RequestMirror filter copying a percent of requests to canary. The canary backendRef stays at weight 0
-   while the canary exists (rollback and step are then one-field changes); at 100 stable stays at weight 0.
-   Without a canary this rule has the single stable backendRef.
-2. header override (only with a canary and a canaryHeader): path prefix "/" plus an exact header match ->
-   canary only. Gateway API ranks a match with more header matches above one with fewer for the same path,
-   so this wins over the split whatever the order.
+1. each routeRules entry in its place (canary.release.route_rules; default: one rule, PathPrefix "/"). An
+   app rule (no backendRefs of its own) gets the weighted split: stable and canary backendRefs with weights
+   from weights.split_weights, plus an optional RequestMirror filter after its own filters copying a percent
+   of requests to canary. The canary backendRef stays at weight 0 while the canary exists (rollback and step
+   are then one-field changes per rule); at 100 stable stays at weight 0. Without a canary an app rule has
+   the single stable backendRef. A rule with its own backendRefs is rendered as written.
+2. header overrides (only with a canary and a canaryHeader): per app rule, a twin with the same matches, each
+   also matching the header exactly, the same filters and timeouts -> canary only. Gateway API ranks a match
+   with more header matches above one with fewer for the same path (and method), so a twin wins over its
+   rule whatever the order, and the twins keep the ranking the rules have among themselves.
 
-The split is listed first so that it keeps its index when the canary (and with it the header rule) comes
-and goes: Envoy Gateway names a rule's Envoy cluster by its index (`httproute/<ns>/<name>/rule/<i>`), and
-with the header rule first, deploying or removing a canary moved the split from rule/0 to rule/1. Under
-load through the local Envoy, a request routed by the old rule/0 (stable only) then reached the new rule/0
-cluster (the canary) during the switch: a canary answer at weight 0 (tests/integration/test_traffic.py).
+The app's rules are listed first so that they keep their indices when the canary (and with it the twins)
+comes and goes: Envoy Gateway names a rule's Envoy cluster by its index
+(`httproute/<ns>/<name>/rule/<i>`), and with the header rule first, deploying or removing a canary moved the
+split from rule/0 to rule/1. Under load through the local Envoy, a request routed by the old rule/0 (stable
+only) then reached the new rule/0 cluster (the canary) during the switch: a canary answer at weight 0
+(tests/integration/test_traffic.py).
 
 Manifests are plain camelCase dicts with empty fields left out and hostnames sorted, so the rendered spec is
 deterministic and a no-op `pulumi up` shows no diff.
 """
 
+import json
 from typing import Any
 
 from canary.gateway_api import (
@@ -28,17 +33,19 @@ from canary.gateway_api import (
     GATEWAY_KIND,
     GATEWAY_PROGRAMMED,
     MAX_BACKEND_REFS,
+    MAX_FILTERS,
     MAX_HOSTNAMES,
     MAX_LISTENERS,
     MAX_MATCHES,
     MAX_MATCHES_PER_RULE,
     MAX_RULES,
-    ROUTE_ACCEPTED,
     ROUTE_KIND,
     WAIT_FOR_ANNOTATION,
+    route_accepted,
 )
 from canary.names import Track, object_name, route_name
-from canary.release.settings import CanaryHeader, ReleaseSettings
+from canary.release.route_rules import header_rule_name, is_app_rule
+from canary.release.settings import CanaryHeader, ParentRef, ReleaseSettings
 from canary.release.workload import SERVICE_PORT, Manifest
 from canary.weights import decimals, split_weights
 
@@ -88,12 +95,22 @@ def gateway_manifest(args: ReleaseSettings) -> Manifest:
     }
 
 
-def parent_ref(args: ReleaseSettings) -> Manifest:
-    """The route's parentRef: the owned or existing Gateway; its namespace only when it differs."""
-    ref: Manifest = {"name": args.gateway_name}
-    if args.gateway_namespace != args.namespace:
-        ref["namespace"] = args.gateway_namespace
+def parent_ref(args: ReleaseSettings, parent: ParentRef) -> Manifest:
+    """One parentRef of the route: the Gateway's name, its namespace only when it differs from the route's,
+    and the listener (sectionName, port) when one is named."""
+    ref: Manifest = {"name": parent.name}
+    if parent.namespace != args.namespace:
+        ref["namespace"] = parent.namespace
+    if parent.section_name is not None:
+        ref["sectionName"] = parent.section_name
+    if parent.port is not None:
+        ref["port"] = parent.port
     return ref
+
+
+def parent_refs(args: ReleaseSettings) -> list[Manifest]:
+    """Every parentRef of the route, in the order ReleaseSettings.parents gives."""
+    return [parent_ref(args, parent) for parent in args.parents]
 
 
 def backend_ref(args: ReleaseSettings, track: Track, weight: int | None = None) -> Manifest:
@@ -104,14 +121,31 @@ def backend_ref(args: ReleaseSettings, track: Track, weight: int | None = None) 
     return ref
 
 
-def _prefix_match() -> Manifest:
-    return {"path": {"type": "PathPrefix", "value": "/"}}
+DEFAULT_RULE: Manifest = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+"""The app's one rule when routeRules is empty: every path (Gateway API's own default match, written out)."""
 
 
-def header_rule(args: ReleaseSettings, header: CanaryHeader) -> Manifest:
-    """Requests carrying the canary header go to canary only, at any weight."""
-    match = {**_prefix_match(), "headers": [{"type": "Exact", "name": header.name, "value": header.value}]}
-    return {"matches": [match], "backendRefs": [backend_ref(args, "canary")]}
+def app_rules(args: ReleaseSettings) -> list[Manifest]:
+    """The rules as the user wrote them (routeRules), or the default one; copies, free to change."""
+    given = args.route_rules or (DEFAULT_RULE,)
+    return [json.loads(json.dumps(rule)) for rule in given]
+
+
+def header_rule(args: ReleaseSettings, header: CanaryHeader, rule: Manifest = DEFAULT_RULE) -> Manifest:
+    """The header-override twin of an app rule: the same matches, each also matching the canary header, the
+    same filters and timeouts, and the canary as the only backend, so requests carrying the header reach the
+    canary at any weight and get the same treatment as the rest.
+
+    The canary header is each match's first header match (route_state reads it there). A twin has one more
+    header match than its rule, which Gateway API ranks above the rule itself for the same path."""
+    twin: Manifest = json.loads(json.dumps(rule))
+    wanted = {"type": "Exact", "name": header.name, "value": header.value}
+    matches = twin.get("matches") or DEFAULT_RULE["matches"]
+    twin["matches"] = [{**match, "headers": [wanted, *match.get("headers", [])]} for match in matches]
+    if "name" in twin:
+        twin["name"] = header_rule_name(twin["name"])
+    twin["backendRefs"] = [backend_ref(args, "canary")]
+    return twin
 
 
 def mirror_filter(args: ReleaseSettings) -> Manifest:
@@ -129,28 +163,36 @@ def mirror_filter(args: ReleaseSettings) -> Manifest:
     return {"type": "RequestMirror", "requestMirror": mirror}
 
 
-def split_rule(args: ReleaseSettings) -> Manifest:
-    """The default rule: weighted stable/canary split (or stable alone), with the optional mirror."""
-    rule: Manifest = {"matches": [_prefix_match()]}
+def split_rule(args: ReleaseSettings, rule: Manifest = DEFAULT_RULE) -> Manifest:
+    """An app rule with the weighted stable/canary split (or stable alone) and the optional mirror after the
+    rule's own filters; its name, matches and timeouts as written."""
+    split: Manifest = json.loads(json.dumps(rule))
     if not args.has_canary:
-        rule["backendRefs"] = [backend_ref(args, "stable")]
-        return rule
+        split["backendRefs"] = [backend_ref(args, "stable")]
+        return split
     stable, canary = split_weights(args.canary_percent)
-    rule["backendRefs"] = [backend_ref(args, "stable", stable), backend_ref(args, "canary", canary)]
+    split["backendRefs"] = [backend_ref(args, "stable", stable), backend_ref(args, "canary", canary)]
     if args.mirror_percent > 0:
-        rule["filters"] = [mirror_filter(args)]
-    return rule
+        split["filters"] = [*split.get("filters", []), mirror_filter(args)]
+    return split
 
 
 def route_rules(args: ReleaseSettings) -> list[Manifest]:
-    """The route's rules in order: the split, then the header override (when rendered); see the module."""
+    """The route's rules in order: each routeRules entry in place (an app rule with the split, the user's
+    own as written), then the header-override twins of the app rules (when the override is rendered); see
+    the module."""
+    rules = app_rules(args)
+    rendered = [split_rule(args, rule) if is_app_rule(rule) else rule for rule in rules]
     header = args.header_route
-    return [split_rule(args), *([header_rule(args, header)] if header is not None else [])]
+    if header is not None:
+        rendered += [header_rule(args, header, rule) for rule in rules if is_app_rule(rule)]
+    return rendered
 
 
 def route_manifest(args: ReleaseSettings) -> Manifest:
-    """The HTTPRoute `<app>` attaching to the Gateway."""
-    spec: Manifest = {"parentRefs": [parent_ref(args)]}
+    """The HTTPRoute `<app>` attaching to its Gateways."""
+    parents = parent_refs(args)
+    spec: Manifest = {"parentRefs": parents}
     if args.hostnames:
         spec["hostnames"] = sorted(args.hostnames)
     spec["rules"] = route_rules(args)
@@ -160,7 +202,7 @@ def route_manifest(args: ReleaseSettings) -> Manifest:
         "metadata": _metadata(
             route_name(args.app_name),
             args.namespace,
-            {PATCH_FORCE_ANNOTATION: "true", **_wait_for(args, ROUTE_ACCEPTED)},
+            {PATCH_FORCE_ANNOTATION: "true", **_wait_for(args, route_accepted(parents, args.namespace))},
         ),
         "spec": spec,
     }
@@ -182,32 +224,43 @@ def _metadata(name: str, namespace: str, annotations: dict[str, str]) -> Manifes
     return metadata
 
 
-def limit_problems(route: Manifest, gateway: Manifest | None) -> list[tuple[str, str]]:
+def limit_problems(args: ReleaseSettings, route: Manifest, gateway: Manifest | None) -> list[tuple[str, str]]:
     """Gateway API schema limits the rendered specs break, as (key, message) pairs for ConfigError.
 
-    validate.py already bounds the inputs (hostnames); this checks what was actually built, so a future rule
-    or listener cannot slip past the apiserver's limits unnoticed.
+    validate.py bounds each input (hostnames, each routeRules entry); this checks what was actually built,
+    where inputs add up (the header-override twins, the mirror filter), naming the rule it concerns.
     """
+    key = "routeRules" if args.route_rules else "HTTPRoute spec.rules"
     spec: dict[str, Any] = route["spec"]
     rules: list[Manifest] = spec["rules"]
+    twins = len(rules) - len(app_rules(args))
+    doubled = f" ({twins} of them header-override twins: canaryHeader '' turns them off)" if twins else ""
     counts = [
-        ("hostnames", "route hostnames", len(spec.get("hostnames", [])), MAX_HOSTNAMES),
-        ("HTTPRoute spec.rules", "rules", len(rules), MAX_RULES),
-        (
-            "HTTPRoute spec.rules",
-            "matches in all",
-            sum(len(r.get("matches", [])) for r in rules),
-            MAX_MATCHES,
-        ),
+        ("hostnames", "hostnames: renders", "route hostnames", len(spec.get("hostnames", [])), MAX_HOSTNAMES),
+        (key, f"{key}: renders", f"rules{doubled}", len(rules), MAX_RULES),
+        (key, f"{key}: renders", f"matches in all{doubled}", _match_count(rules), MAX_MATCHES),
     ]
     for index, rule in enumerate(rules):
-        where = f"HTTPRoute spec.rules[{index}]"
-        counts.append((where, "backendRefs", len(rule["backendRefs"]), MAX_BACKEND_REFS))
-        counts.append((where, "matches", len(rule.get("matches", [])), MAX_MATCHES_PER_RULE))
+        at = f"{key}: HTTPRoute spec.rules[{index}]" + (f" ({rule['name']!r})" if "name" in rule else "")
+        counts.append(
+            (key, f"{at} renders", "backendRefs", len(rule.get("backendRefs", [])), MAX_BACKEND_REFS)
+        )
+        counts.append((key, f"{at} renders", "matches", len(rule.get("matches", [])), MAX_MATCHES_PER_RULE))
+        counts.append(
+            (key, f"{at} renders", "filters (the mirror included)", len(rule.get("filters", [])), MAX_FILTERS)
+        )
     if gateway is not None:
-        counts.append(("hostnames", "Gateway listeners", len(gateway["spec"]["listeners"]), MAX_LISTENERS))
+        listeners_count = len(gateway["spec"]["listeners"])
+        counts.append(
+            ("hostnames", "hostnames: renders", "Gateway listeners", listeners_count, MAX_LISTENERS)
+        )
     return [
-        (key, f"{key}: renders {count} {what}, over Gateway API's limit of {limit}")
-        for key, what, count, limit in counts
+        (key, f"{where} {count} {what}, over Gateway API's limit of {limit}")
+        for key, where, what, count, limit in counts
         if count > limit
     ]
+
+
+def _match_count(rules: list[Manifest]) -> int:
+    """Matches across the rules, a rule without any counting as Gateway API's one default match."""
+    return sum(len(rule.get("matches") or [{}]) for rule in rules)

@@ -29,6 +29,18 @@ class Autoscaling:
     """autoscaling/v2 MetricSpecs, as the HPA's spec.metrics lists them."""
 
 
+@dataclass(frozen=True)
+class ParentRef:
+    """A Gateway the route attaches to (an HTTPRoute parentRef of kind Gateway)."""
+
+    name: str
+    namespace: str
+    section_name: str | None = None
+    """One listener of the Gateway, by name; None attaches to every listener that allows the route."""
+    port: int | None = None
+    """The listeners on this port only; None means any port."""
+
+
 CanaryMode = Literal["traffic", "fixed"]
 StableMode = Literal["full", "traffic"]
 CANARY_MODES: tuple[CanaryMode, ...] = ("traffic", "fixed")
@@ -91,6 +103,10 @@ class ReleaseSettings:
     """How each track's pod count follows the weight (canary.release.capacity)."""
     hostnames: tuple[str, ...]
     """Hostnames of the route (and of the owned Gateway's listeners), sorted; empty matches any host."""
+    route_rules: tuple[Mapping[str, Any], ...] = field(hash=False)
+    """The app's own HTTPRoute rules (routeRules), as given; empty means the one rule PathPrefix "/".
+    A rule without backendRefs gets the weighted split (canary.release.routing); one with them is the
+    user's, rendered untouched."""
     gateway_class_name: str
     """GatewayClass of the owned Gateway."""
     create_gateway: bool
@@ -99,6 +115,9 @@ class ReleaseSettings:
     """Name of the Gateway the route attaches to (owned or existing)."""
     gateway_namespace: str
     """Namespace of that Gateway."""
+    parents: tuple[ParentRef, ...]
+    """Every Gateway the route attaches to, in order: the owned Gateway (createGateway) or the one
+    gatewayName names, then parentRefs; with createGateway false and parentRefs set, parentRefs alone."""
     tls_secret_name: str | None
     """Secret with the certificate for the owned Gateway's HTTPS listener; None means HTTP only."""
     canary_header: CanaryHeader | None

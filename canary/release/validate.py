@@ -18,17 +18,19 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
-from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES
-from canary.names import MAX_APP_NAME
+from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES, MAX_PARENT_REFS
+from canary.names import MAX_APP_NAME, object_name
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
 from canary.release.pod_template import app_container_index, merge, restricted_problems
+from canary.release.route_rules import rule_problems
 from canary.release.settings import (
     CANARY_MODES,
     STABLE_MODES,
     Autoscaling,
     CanaryHeader,
     Capacity,
+    ParentRef,
     ReleaseSettings,
 )
 from canary.release.workload import BUILT_IN_CONTAINER, base_template, with_release_baseline
@@ -246,15 +248,30 @@ def parse_config(
     disruption_budget = _disruption_budget(r)
     capacity = _capacity(r, autoscaling is not None)
     hostnames = _hostnames(r)
+    canary_header = _header(r)
+    route_rules = _route_rules(r, app_name, canary_header)
     create_gateway = r.boolean("createGateway")
     gateway_class_name = r.text("gatewayClassName")
     gateway_name = r.text("gatewayName")
     gateway_namespace = r.text("gatewayNamespace")
     tls_secret_name = r.text("tlsSecretName")
+    extra_parents = _parent_refs(r, namespace)
     _gateway(
-        r, create_gateway, gateway_class_name, gateway_name, gateway_namespace, namespace, tls_secret_name
+        r,
+        create_gateway,
+        gateway_class_name,
+        gateway_name,
+        gateway_namespace,
+        namespace,
+        tls_secret_name,
+        bool(extra_parents),
     )
-    canary_header = _header(r)
+    first_parent = (
+        [ParentRef(gateway_name or default_gateway_name(app_name), gateway_namespace or namespace)]
+        if create_gateway or gateway_name or not extra_parents
+        else []
+    )
+    parents = _distinct_parents(r, (*first_parent, *extra_parents))
     mirror_percent = r.percent("mirrorPercent")
     rollout_operator = _rollout_operator(r)
     tls_cert, tls_key = _tls_material(r, tls_secret_name, secret_keys)
@@ -292,10 +309,12 @@ def parse_config(
         pod_disruption_budget=disruption_budget,
         capacity=capacity,
         hostnames=hostnames,
+        route_rules=route_rules,
         gateway_class_name=gateway_class_name,
         create_gateway=create_gateway,
-        gateway_name=gateway_name or default_gateway_name(app_name),
-        gateway_namespace=gateway_namespace or namespace,
+        gateway_name=parents[0].name,
+        gateway_namespace=parents[0].namespace,
+        parents=parents,
         tls_secret_name=tls_secret_name or None,
         canary_header=canary_header,
         mirror_percent=mirror_percent,
@@ -571,8 +590,10 @@ def _gateway(
     gateway_namespace: str,
     namespace: str,
     tls_secret_name: str,
+    has_parent_refs: bool,
 ) -> None:
-    """Check the Gateway keys together: an owned Gateway needs a class, an existing one needs a name."""
+    """Check the Gateway keys together: an owned Gateway needs a class, an existing one needs a name (or
+    parentRefs)."""
     subdomain = "a DNS-1123 subdomain (lowercase, digits, '-' and '.', <= 253)"
     if r.ok("gatewayName") and name and (len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name)):
         r.reject("gatewayName", f"{subdomain}, or '' for '<appName>-gateway'")
@@ -598,10 +619,89 @@ def _gateway(
                 "(the owned Gateway lives beside the route)",
             )
     else:
-        if r.ok("gatewayName") and not name:
-            r.reject("gatewayName", "the name of an existing Gateway (required when createGateway is false)")
+        if r.ok("gatewayName", "parentRefs") and not name and not has_parent_refs:
+            r.reject(
+                "gatewayName",
+                "the name of an existing Gateway (required when createGateway is false and parentRefs is "
+                "empty)",
+            )
         if r.ok("tlsSecretName") and tls_secret_name:
             r.reject("tlsSecretName", "'' when createGateway is false (TLS belongs to the existing Gateway)")
+
+
+def _route_rules(r: ConfigReader, app_name: str, header: CanaryHeader | None) -> tuple[dict[str, Any], ...]:
+    """The `routeRules` list: Gateway API HTTPRoute rules, each checked (canary.release.route_rules)."""
+    key = "routeRules"
+    rules = r.json_list(key, "a JSON array of HTTPRoute rules (name, matches, filters, timeouts), or []")
+    if not r.ok(key):
+        return ()
+    services = tuple(object_name(app_name, track) for track in ("stable", "canary"))
+    for message in rule_problems(rules, services, header.name if header is not None else None):
+        r.problem(key, message)
+    if not r.ok(key):
+        return ()
+    return tuple(rule for rule in rules if isinstance(rule, dict))
+
+
+PARENT_FIELDS = ("name", "namespace", "sectionName", "port")
+
+
+def _parent_refs(r: ConfigReader, namespace: str) -> tuple[ParentRef, ...]:
+    """The `parentRefs` list: existing Gateways, each {name, namespace, sectionName, port}."""
+    key = "parentRefs"
+    given = r.json_list(key, 'a JSON array of Gateways such as [{"name": "internal", "namespace": "infra"}]')
+    if not r.ok(key):
+        return ()
+    if len(given) >= MAX_PARENT_REFS:
+        r.problem(
+            key, f"{key}: {len(given)} given, over Gateway API's limit of {MAX_PARENT_REFS} parents in all"
+        )
+    parents = []
+    for index, ref in enumerate(given):
+        at = f"{key}[{index}]"
+        if not isinstance(ref, dict):
+            r.problem(
+                key, f"{at}: {ref!r} is not allowed: an object with name (and namespace, sectionName, port)"
+            )
+            continue
+        for unknown in sorted(set(ref) - set(PARENT_FIELDS)):
+            r.problem(key, f"{at}.{unknown}: unknown field (known: {', '.join(PARENT_FIELDS)})")
+        name, where = ref.get("name"), ref.get("namespace", namespace)
+        section, port = ref.get("sectionName"), ref.get("port")
+        if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            r.problem(key, f"{at}.name: {name!r} is not allowed: a Gateway's name (a DNS-1123 subdomain)")
+        if not isinstance(where, str) or not _DNS_LABEL.fullmatch(where):
+            r.problem(
+                key, f"{at}.namespace: {where!r} is not allowed: a DNS-1123 label (omit it for the release's)"
+            )
+        if section is not None and (
+            not isinstance(section, str) or len(section) > 253 or not _DNS_SUBDOMAIN.fullmatch(section)
+        ):
+            r.problem(key, f"{at}.sectionName: {section!r} is not allowed: a listener's name")
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        ):
+            r.problem(key, f"{at}.port: {port!r} is not allowed: a port number from 1 to 65535")
+        if r.ok(key):
+            parents.append(ParentRef(str(name), str(where), section, port))
+    return tuple(parents) if r.ok(key) else ()
+
+
+def _distinct_parents(r: ConfigReader, parents: tuple[ParentRef, ...]) -> tuple[ParentRef, ...]:
+    """Gateway API's rule for one Gateway listed twice: every entry for it names a sectionName, each a
+    different one (the first entry is the owned or gatewayName Gateway)."""
+    seen: dict[tuple[str, str], list[ParentRef]] = {}
+    for parent in parents:
+        seen.setdefault((parent.name, parent.namespace), []).append(parent)
+    for (name, where), refs in seen.items():
+        sections = [ref.section_name for ref in refs]
+        if len(refs) > 1 and (None in sections or len(set(sections)) != len(sections)):
+            r.problem(
+                "parentRefs",
+                f"parentRefs: the Gateway {where}/{name} is listed {len(refs)} times (the owned or "
+                "gatewayName Gateway counts): list it once, or give each entry a different sectionName",
+            )
+    return parents
 
 
 def _header(r: ConfigReader) -> CanaryHeader | None:

@@ -15,7 +15,7 @@ from canary.release.routing import (
     limit_problems,
     listeners,
     mirror_filter,
-    parent_ref,
+    parent_refs,
     route_manifest,
     route_rules,
 )
@@ -104,9 +104,9 @@ def test_empty_fields_are_left_out() -> None:
 
 def test_parent_ref_to_an_existing_gateway_in_another_namespace() -> None:
     args = release_settings(createGateway=False, gatewayName="shared", gatewayNamespace="infra")
-    assert parent_ref(args) == {"name": "shared", "namespace": "infra"}
+    assert parent_refs(args) == [{"name": "shared", "namespace": "infra"}]
     same = release_settings(createGateway=False, gatewayName="shared")
-    assert parent_ref(same) == {"name": "shared"}
+    assert parent_refs(same) == [{"name": "shared"}]
 
 
 def test_gateway_http_only_without_tls() -> None:
@@ -149,15 +149,18 @@ def test_no_limit_problems_for_the_largest_valid_config() -> None:
         hostnames=[f"h{i}.example.com" for i in range(16)],
         tlsSecretName="tls",
     )
-    assert limit_problems(route_manifest(args), gateway_manifest(args)) == []
+    assert limit_problems(args, route_manifest(args), gateway_manifest(args)) == []
 
 
 def test_limit_problems_name_what_is_over() -> None:
     route = route_manifest(release_settings(canaryImage=CANARY))
     route["spec"]["rules"] = route["spec"]["rules"] * 9
     route["spec"]["rules"][0] = {**route["spec"]["rules"][0], "backendRefs": [{"name": "x", "port": 80}] * 17}
-    keys = [key for key, _ in limit_problems(route, None)]
-    assert keys == ["HTTPRoute spec.rules", "HTTPRoute spec.rules[0]"]
+    found = limit_problems(release_settings(canaryImage=CANARY), route, None)
+    assert [message.split(" renders")[0] for _, message in found] == [
+        "HTTPRoute spec.rules:",
+        "HTTPRoute spec.rules: HTTPRoute spec.rules[0]",
+    ]
 
 
 @settings(max_examples=200, deadline=None)

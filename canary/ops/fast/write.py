@@ -172,12 +172,11 @@ def live_problems(live: Manifest, rendered: Manifest, state: StateRoute, app_nam
 
 
 def without_split_weights(spec: Manifest, app_name: str) -> Manifest:
-    """A copy of a route spec with the split rule's backendRef weights removed."""
-    from canary.route_state import split_rule_index
+    """A copy of a route spec with the split rules' backendRef weights removed."""
+    from canary.route_state import split_rule_indices
 
     copy: Manifest = json.loads(json.dumps(spec))
-    index = split_rule_index({"spec": copy}, app_name)
-    if index is not None:
+    for index in split_rule_indices({"spec": copy}, app_name):
         for ref in copy["rules"][index].get("backendRefs", []):
             ref.pop("weight", None)
     return copy
