@@ -89,12 +89,14 @@ MIRROR_METRIC = re.compile(
 )
 
 
-def gateway_target(kube: Kube, namespace: str) -> Target:
-    """The Gateway's status address as a load target, once Envoy Gateway has Programmed it and the test
-    bed has routed it; `target()` runs the bed's netcheck and refuses anything not routed into the bed.
-    The bed's supervisor adds the address's route when it starts the Gateway's Envoy, which on a loaded
+def gateway_target(
+    kube: Kube, namespace: str, gateway: str = f"{APP}-gateway", path: str = "/version"
+) -> Target:
+    """The Gateway's status address (with `path`) as a load target, once Envoy Gateway has Programmed it and
+    the test bed has routed it; `target()` runs the bed's netcheck and refuses anything not routed into the
+    bed. The bed's supervisor adds the address's route when it starts the Gateway's Envoy, which on a loaded
     machine can come a few seconds after Envoy Gateway wrote the address (seen in CI: "routed via eth0")."""
-    url = f"http://{programmed_address(kube, namespace, f'{APP}-gateway')}/version"
+    url = f"http://{programmed_address(kube, namespace, gateway)}{path}"
     refused: list[str] = []
 
     def routed() -> Target | None:
