@@ -111,7 +111,7 @@ def measured_split(outputs: dict[str, Any]) -> tuple[str, bool]:
     """What the data plane did with SAMPLE requests (canary.ops.verify.flow, as `canary verify` does): the
     count per track, and whether it fits the live route's split. The local cluster's Envoy is real."""
     try:
-        verification = verify(outputs, LiveReader(), VerifyOptions(requests=SAMPLE))
+        (verification,) = verify(outputs, LiveReader(), VerifyOptions(requests=SAMPLE))
     except (Refused, TrafficProblem, ClusterUnreachable) as err:
         return f"(not measured: {err})"[:27], False
     tally = verification.tally

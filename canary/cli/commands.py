@@ -34,7 +34,7 @@ from canary.ops.pulumi.stack import Applied, Release, update_deadline
 from canary.ops.rollout import flows, rollback, timeline
 from canary.ops.rollout.status import read_status
 from canary.ops.verify import flow as verify_flow
-from canary.ops.verify.split import check_confidence, parse_header
+from canary.ops.verify.split import VERSION_PATH, check_confidence, parse_header
 from canary.ops.verify.traffic import MAX_CONCURRENCY, MAX_REQUESTS
 from canary.release.settings import ReleaseSettings
 from canary.weights import format_percent
@@ -345,11 +345,18 @@ def cmd_preview(release: Release, args: argparse.Namespace, printer: Printer) ->
 
 def cmd_verify(release: Release, args: argparse.Namespace, printer: Printer) -> int:
     options = verify_options(args)
-    result = verify_flow.verify(verify_flow.stack_outputs(release.stack), release.live, options)
-    for line in verify_lines(result):
-        printer.say(line)
-    printer.result(verify_json(result))
-    return EXIT_OK if result.verdict.ok else EXIT_REFUSED
+    results = verify_flow.verify(verify_flow.stack_outputs(release.stack), release.live, options)
+    for index, result in enumerate(results):
+        if index:
+            printer.say()
+        for line in verify_lines(result):
+            printer.say(line)
+    ok = all(result.verdict.ok for result in results)
+    data = verify_json(results[0])
+    if len(results) > 1:
+        data = {**data, "ok": ok, "gateways": [verify_json(result) for result in results]}
+    printer.result(data)
+    return EXIT_OK if ok else EXIT_REFUSED
 
 
 def verify_options(args: argparse.Namespace) -> verify_flow.VerifyOptions:
@@ -358,6 +365,11 @@ def verify_options(args: argparse.Namespace) -> verify_flow.VerifyOptions:
         raise UsageProblem(f"--requests must be between 1 and {MAX_REQUESTS}, not {args.requests}")
     if not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise UsageProblem(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {args.concurrency}")
+    path = VERSION_PATH if args.path is None else args.path
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise UsageProblem(f"--path must start with '/' and have no whitespace, not {path!r}")
+    if args.url and (args.gateway or args.path is not None):
+        raise UsageProblem("--url names the whole target: leave out --gateway and --path with it")
     try:
         headers = dict(parse_header(text) for text in args.header)
     except ValueError as err:
@@ -372,6 +384,8 @@ def verify_options(args: argparse.Namespace) -> verify_flow.VerifyOptions:
     return verify_flow.VerifyOptions(
         requests=args.requests,
         url=args.url,
+        gateway=args.gateway,
+        path=path,
         host=args.host,
         headers=headers,
         version_field=args.version_field,

@@ -151,15 +151,25 @@ def add_verify_parser(commands: Any, shared: argparse.ArgumentParser) -> None:
     verify = commands.add_parser(
         "verify",
         parents=[shared],
-        help="send requests through the Gateway and check the per-version split against the live route",
-        description="Send N GET requests to the release's Gateway (status.addresses[0], or --url) and "
+        help="send requests through each Gateway and check the per-version split against the live route",
+        description="Send N GET requests through each Gateway the route attaches to (its status.addresses[0] "
+        "and --path; or one by --gateway, or --url) and "
         "compare the versions that answered with the share the live HTTPRoute intends, within an exact "
         "binomial interval. Exit 1 when the split is outside it, a request failed, or a header request "
         "missed the canary. The app must report its version (the image tag) in a JSON field, as podinfo's "
         "/version does.",
     )
     verify.add_argument("--requests", "-n", type=int, default=400, metavar="N", help="requests to send")
-    verify.add_argument("--url", help="send here instead of the Gateway's address (default path /version)")
+    verify.add_argument(
+        "--gateway",
+        metavar="[NAMESPACE/]NAME",
+        help="only through this Gateway of the route (default: through each one, judged apart)",
+    )
+    verify.add_argument(
+        "--path",
+        help="path requested at each Gateway's address: one a split rule matches (default /version)",
+    )
+    verify.add_argument("--url", help="send here instead of the Gateways' addresses (default path /version)")
     verify.add_argument("--host", help="Host header (default: the route's first hostname)")
     verify.add_argument(
         "--header",

@@ -208,7 +208,9 @@ def verify_lines(result: Verification) -> list[str]:
         "" if p50 is None or p99 is None else f"; latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
     level = show_percent(verdict.confidence * 100)
+    gateway = [] if result.gateway is None else [f"gateway      {result.gateway}"]
     lines = [
+        *gateway,
         f"target       {result.target.url}{host}{headers} ({result.target.checked})",
         f"intent       live route {result.route_where}, generation {result.route.generation}: "
         f"{result.intent.reason}",
@@ -246,6 +248,7 @@ def verify_json(result: Verification) -> dict[str, Any]:
     p50, p99 = tally.latency_quantile(0.5), tally.latency_quantile(0.99)
     return {
         **verdict_json(result.verdict),
+        "gateway": result.gateway,
         "target": {"url": result.target.url, "host": result.host, "checked": result.target.checked},
         "headers": dict(run.load.headers),
         "route": {

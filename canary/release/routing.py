@@ -141,7 +141,7 @@ def header_rule(args: ReleaseSettings, header: CanaryHeader, rule: Manifest = DE
     twin: Manifest = json.loads(json.dumps(rule))
     wanted = {"type": "Exact", "name": header.name, "value": header.value}
     matches = twin.get("matches") or DEFAULT_RULE["matches"]
-    twin["matches"] = [{**match, "headers": [wanted, *match.get("headers", [])]} for match in matches]
+    twin["matches"] = [{**match, "headers": [dict(wanted), *match.get("headers", [])]} for match in matches]
     if "name" in twin:
         twin["name"] = header_rule_name(twin["name"])
     twin["backendRefs"] = [backend_ref(args, "canary")]

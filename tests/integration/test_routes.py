@@ -223,6 +223,10 @@ class TestTheAppsOwnRules:
         assert static.by_version == {"9.9.9": 100} and static_header.by_version == {"9.9.9": 50}
         header = counted(rules.addresses["api"], 50, HEADER)
         assert header.by_version == {"1.1.0": 50}, header
+        verified = canary(rules.stack, "verify", "-n", "400", "--path", "/api/version", "--json")
+        report = json.loads(verified.stdout)
+        assert verified.code == 0 and report["ok"], verified.output
+        assert report["target"]["url"].endswith("/api/version") and report["gateway"].endswith("/web-gateway")
 
     def test_3_the_rules_filters_and_timeout_apply_to_canary_traffic_too(self, rules: Release) -> None:
         where = rules.addresses["api"]
@@ -238,7 +242,33 @@ class TestTheAppsOwnRules:
         status, _, seen = fetch(rules.addresses["static"], "/static/headers")
         assert status == 200 and "X-Tier" not in seen, seen
 
-    def test_4_the_fast_rollback_renders_the_same_rules(self, rules: Release) -> None:
+    def test_4_what_only_the_apiserver_checks_fails_the_preview_and_nothing_is_sent(
+        self, rules: Release
+    ) -> None:
+        """A header modifier's own fields are the apiserver's to check (docs/routes.md): the provider's
+        server-side dry run in `pulumi preview` refuses it, and the live route keeps its generation."""
+        before = rules.kube.get(ROUTE, APP, rules.namespace) or {}
+        bad = {
+            **API,
+            "filters": [
+                {
+                    "type": "RequestHeaderModifier",
+                    "requestHeaderModifier": {"set": [{"name": "bad name", "value": "x"}]},
+                }
+            ],
+        }
+        set_in_stack_file(rules.stack, {"routeRules": [bad, STATIC]})
+        refused = rules.stack.preview()
+        print(f"\npreview of a bad header modifier: exit {refused.code}")
+        print(
+            "\n".join(line for line in refused.output.splitlines() if "requestHeaderModifier" in line)[:600]
+        )
+        assert refused.code != 0 and "requestHeaderModifier" in refused.output, refused.output
+        after = rules.kube.get(ROUTE, APP, rules.namespace) or {}
+        assert after["metadata"]["generation"] == before["metadata"]["generation"]
+        set_in_stack_file(rules.stack, {"routeRules": [API, STATIC]})
+
+    def test_5_the_fast_rollback_renders_the_same_rules(self, rules: Release) -> None:
         before = rules.kube.get(ROUTE, APP, rules.namespace)
         assert before is not None
         canary(rules.stack, "rollback", "--yes").check()
@@ -314,6 +344,14 @@ class TestSeveralGateways:
             tally = counted(gateways.addresses[where], 400)
             print(f"\n{where} gateway at 25%: {tally.by_version}")
             in_interval(tally, Fraction(1, 4))
+        verified = canary(gateways.stack, "verify", "-n", "400", "--json")
+        report = json.loads(verified.stdout)
+        assert verified.code == 0 and report["ok"], verified.output
+        urls = {g["gateway"]: g["target"]["url"] for g in report["gateways"]}
+        assert set(urls) == {f"{gateways.namespace}/{APP}-gateway", f"{gateways.shared_namespace}/shared"}
+        assert len(set(urls.values())) == 2, urls
+        one = canary(gateways.stack, "verify", "-n", "100", "--gateway", "shared")
+        assert one.code == 0 and one.stdout.startswith(f"gateway      {gateways.shared_namespace}/shared\n")
 
     def test_3_a_refused_second_parent_fails_the_update_naming_it(self, gateways: Release) -> None:
         stack, kube = gateways.stack, gateways.kube
@@ -328,6 +366,7 @@ class TestSeveralGateways:
         assert refused.code != 0, refused.output
         assert f"@.parentRef.name=='shared' && @.parentRef.namespace=='{shared_ns}'" in refused.output
         assert 'found "NotAllowedByListeners"' in refused.output, refused.output
+        print("\n" + next(line for line in refused.output.splitlines() if "NotAllowedByListeners" in line))
         route = kube.get(ROUTE, APP, gateways.namespace) or {}
         by_parent = {
             p["parentRef"]["name"]: {c["type"]: c["status"] for c in p["conditions"]}

@@ -24,6 +24,7 @@ from canary.ops.errors import PulumiFailed, Refused, TrafficProblem
 from canary.ops.verify.split import (
     CONFIDENCE,
     VERSION_FIELD,
+    VERSION_PATH,
     Intent,
     Verdict,
     gateway_address,
@@ -50,6 +51,10 @@ class VerifyOptions:
 
     requests: int
     url: str | None = None
+    gateway: str | None = None
+    """Only this parent Gateway of the route (`name` or `namespace/name`); None means every one."""
+    path: str = VERSION_PATH
+    """The path requested at each Gateway's address (a path a split rule of the route matches)."""
     host: str | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     version_field: str = VERSION_FIELD
@@ -66,6 +71,8 @@ class Verification:
 
     target: Target
     host: str | None
+    gateway: str | None
+    """The parent Gateway (`namespace/name`) the requests went through; None with --url."""
     route_where: str
     route: RouteState
     versions: dict[str, Track]
@@ -83,20 +90,31 @@ def stack_outputs(stack: auto.Stack) -> dict[str, Any]:
         raise PulumiFailed("pulumi stack output", str(err)) from err
 
 
-def gateway_url(live: Getter, route: Manifest, namespace: str, gateway_name: str) -> str:
-    """http://<the Gateway's status.addresses[0].value>[:port]/version, for the Gateway the stack outputs
-    name (in the namespace the route's parentRef gives, else the release's)."""
-    parents = (route.get("spec") or {}).get("parentRefs") or [{}]
-    where = str(parents[0].get("namespace") or namespace)
-    gateway = live.get(GATEWAY_RESOURCE, gateway_name, where)
-    if gateway is None:
-        raise Refused(f"Gateway {where}/{gateway_name} not found: pass --url")
-    try:
-        address, port = gateway_address(gateway)
-    except ValueError as err:
-        raise Refused(str(err)) from None
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}{'' if port == 80 else f':{port}'}/version"
+def gateway_urls(live: Getter, route: Manifest, namespace: str, options: VerifyOptions) -> dict[str, str]:
+    """`namespace/name` -> http://<status.addresses[0].value>[:port]<path> for each Gateway the live route
+    attaches to (spec.parentRefs, a ref's namespace defaulting to the route's), or the one --gateway names."""
+    urls: dict[str, str] = {}
+    for ref in (route.get("spec") or {}).get("parentRefs") or []:
+        if ref.get("kind", "Gateway") != "Gateway":
+            continue
+        where = f"{ref.get('namespace') or namespace}/{ref['name']}"
+        if options.gateway is not None and options.gateway not in (where, ref["name"]):
+            continue
+        gateway = live.get(GATEWAY_RESOURCE, str(ref["name"]), where.split("/", 1)[0])
+        if gateway is None:
+            raise Refused(f"Gateway {where} not found: pass --url")
+        try:
+            address, port = gateway_address(gateway)
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        host = f"[{address}]" if ":" in address else address
+        urls[where] = f"http://{host}{'' if port == 80 else f':{port}'}{options.path}"
+    if not urls:
+        named = "" if options.gateway is None else f" named {options.gateway!r}"
+        raise Refused(
+            f"the live route attaches to no Gateway{named}: pass --url, or --gateway with one of its parents"
+        )
+    return urls
 
 
 def route_host(route: Manifest) -> str | None:
@@ -110,9 +128,10 @@ def route_host(route: Manifest) -> str | None:
     return first
 
 
-def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> Verification:
-    """Read the target and the intent, send the load, judge it. Raises Refused / TrafficProblem when there
-    is nothing to verify or the target is unsafe or silent."""
+def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> list[Verification]:
+    """Read the target(s) and the intent, send the load through each Gateway of the route (or --url), judge
+    each. Raises Refused / TrafficProblem when there is nothing to verify or a target is unsafe or silent,
+    before anything is sent."""
     if "phase" not in outputs:
         raise Refused("the stack has no outputs (never deployed): run `pulumi up` first")
     namespace, app = str(outputs["namespace"]), str(outputs["routeName"])
@@ -126,11 +145,32 @@ def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> 
     manifest = live.get(ROUTE_RESOURCE, app, namespace)
     if manifest is None:
         raise Refused(f"live route {where} not found")
-    before = route_state(manifest, app)
-    url = options.url or gateway_url(live, manifest, namespace, str(outputs.get("gatewayName", "")))
+    urls: dict[str | None, str] = {None: options.url} if options.url else {}
+    if not options.url:
+        urls.update(gateway_urls(live, manifest, namespace, options))
+    aims = {gateway: target(url, allow_any_target=options.allow_any_target) for gateway, url in urls.items()}
     host = options.host or route_host(manifest)
+    return [
+        _verify_through(gateway, aim, host, where, manifest, versions, outputs, live, options)
+        for gateway, aim in aims.items()
+    ]
+
+
+def _verify_through(
+    gateway: str | None,
+    aim: Target,
+    host: str | None,
+    where: str,
+    manifest: Manifest,
+    versions: dict[str, Track],
+    outputs: Mapping[str, Any],
+    live: Getter,
+    options: VerifyOptions,
+) -> Verification:
+    """One run of the load at one target, judged against the live route read before and after it."""
+    namespace, app = where.split("/", 1)
+    before = route_state(manifest, app)
     intent = intent_of(before, options.headers)
-    aim = target(url, allow_any_target=options.allow_any_target)
     load = Load(
         aim,
         options.requests,
@@ -147,7 +187,7 @@ def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> 
         raise TrafficProblem(
             f"none of the {tally.ok} answers from {aim.url} named a version in a JSON field "
             f"{options.version_field!r}: the app must report its version there (podinfo's /version does), "
-            "or pass --version-field"
+            "or pass --version-field (and --path for a path a split rule of the route matches)"
         )
     verdict = judge(
         tally.by_version,
@@ -173,4 +213,4 @@ def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> 
         changed = "was deleted" if after is None else f"generation {before.generation} -> {after.generation}"
         reason = f"the live route changed during the run ({changed}): measured against a moving target"
         verdict = dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
-    return Verification(aim, host, where, before, versions, intent, run, tally, verdict)
+    return Verification(aim, host, gateway, where, before, versions, intent, run, tally, verdict)

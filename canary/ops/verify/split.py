@@ -33,6 +33,8 @@ CONFIDENCE = Decimal("0.999")
 
 VERSION_FIELD = "version"
 """The JSON field of a response body that names the version that answered (podinfo's GET /version)."""
+VERSION_PATH = "/version"
+"""The path `canary verify` requests at a Gateway's address by default (podinfo's version endpoint)."""
 
 
 @dataclass(frozen=True)

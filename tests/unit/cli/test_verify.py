@@ -126,7 +126,8 @@ def test_a_correct_split_passes_through_the_gateway_address(app: Podinfo, cluste
     live, _ = cluster
     code, out, err = run(["verify", "--requests", "400"])
     assert (code, err) == (0, ""), out
-    lines = out.splitlines()
+    gateway, *lines = out.splitlines()
+    assert gateway == "gateway      gc-web/web-gateway"
     assert (
         lines[0]
         == f"target       http://127.0.0.1:{app.port}/version, Host: app.example.com (127.0.0.1: loopback)"
@@ -239,8 +240,37 @@ def test_answers_without_any_version_are_one_line(app: Podinfo, cluster) -> None
     assert got == 1
     assert err == (
         f"canary: none of the 10 answers from {app.url} named a version in a JSON field 'version': the app "
-        "must report its version there (podinfo's /version does), or pass --version-field\n"
+        "must report its version there (podinfo's /version does), or pass --version-field (and --path for a "
+        "path a split rule of the route matches)\n"
     )
+
+
+def test_each_gateway_of_the_route_is_verified_apart_or_one_by_name(app: Podinfo, cluster) -> None:
+    """Two parents: the load goes through each Gateway's own address and each is judged; --gateway picks one,
+    --path sets the path requested at each."""
+    live, _ = cluster
+    live.objects[(ROUTE_RESOURCE, "web", "gc-web")]["spec"]["parentRefs"].append(
+        {"name": "shared", "namespace": "infra"}
+    )
+    shared = json.loads(json.dumps(live.objects[(GATEWAY_RESOURCE, "web-gateway", "gc-web")]))
+    live.objects[(GATEWAY_RESOURCE, "shared", "infra")] = shared
+    code, out, _ = run(["verify", "-n", "40", "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True
+    assert [(g["gateway"], g["target"]["url"]) for g in report["gateways"]] == [
+        ("gc-web/web-gateway", f"http://127.0.0.1:{app.port}/version"),
+        ("infra/shared", f"http://127.0.0.1:{app.port}/version"),
+    ]
+    assert len(app.seen) == 80  # one shared address here; the bed's test sends to two (test_routes.py)
+    code, out, _ = run(["verify", "-n", "8", "--gateway", "infra/shared", "--path", "/api/version"])
+    assert code == 0 and out.splitlines()[:2] == [
+        "gateway      infra/shared",
+        f"target       http://127.0.0.1:{app.port}/api/version, Host: app.example.com (127.0.0.1: loopback)",
+    ]
+    code, _, err = run(["verify", "--gateway", "edge"])
+    assert code == 1 and "the live route attaches to no Gateway named 'edge'" in err
+    code, _, err = run(["verify", "--url", app.url, "--gateway", "infra/shared"])
+    assert code == 2 and "--url names the whole target" in err
 
 
 def test_no_gateway_address_says_pass_url(cluster) -> None:
