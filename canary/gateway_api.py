@@ -21,6 +21,17 @@ GATEWAY_RESOURCE = "gateway.gateway.networking.k8s.io"
 
 ROUTE_TYPE = f"kubernetes:{API_VERSION}:{ROUTE_KIND}"
 """Type token of the HTTPRoute in stack state (a CustomResource of that apiVersion and kind)."""
+
+GRPC_ROUTE_KIND = "GRPCRoute"
+"""The route of a release with protocol grpc (standard channel since Gateway API v1.1)."""
+ROUTE_KINDS = {"http": ROUTE_KIND, "grpc": GRPC_ROUTE_KIND}
+"""The route kind of each `protocol`."""
+ROUTE_RESOURCES = {ROUTE_KIND: ROUTE_RESOURCE, GRPC_ROUTE_KIND: "grpcroute.gateway.networking.k8s.io"}
+"""Each route kind's resource name for `kubectl get`."""
+ROUTE_PLURALS = {ROUTE_KIND: ROUTE_PLURAL, GRPC_ROUTE_KIND: "grpcroutes"}
+"""Each route kind's resource in REST paths."""
+ROUTE_TYPES = {f"kubernetes:{API_VERSION}:{kind}": kind for kind in ROUTE_RESOURCES}
+"""Type token in stack state -> route kind: how the operations side finds a release's route of either kind."""
 GATEWAY_TYPE = f"kubernetes:{API_VERSION}:{GATEWAY_KIND}"
 """Type token of an owned Gateway in stack state."""
 
@@ -33,6 +44,8 @@ MAX_RULES = 16
 """HTTPRoute spec.rules maxItems."""
 MAX_BACKEND_REFS = 16
 """HTTPRouteRule backendRefs maxItems."""
+GRPC_MAX_MATCHES_PER_RULE = 64
+"""GRPCRouteRule matches maxItems (and, as for HTTPRoute, 128 matches across the route's rules)."""
 MAX_FILTERS = 16
 """HTTPRouteRule filters maxItems."""
 MAX_HEADER_MATCHES = 16

@@ -48,6 +48,9 @@ class CanaryReleaseArgs(TypedDict):
     """Pods of the canary Deployment (1..1000)."""
     container_port: NotRequired[int]
     """Port the app listens on (1..65535); the Services expose it as port 80."""
+    protocol: NotRequired[str]
+    """What the app speaks: "http" (an HTTPRoute) or "grpc" (a GRPCRoute; the port named grpc, HTTP/2 to
+    the pods, a gRPC health readiness probe)."""
     health_path: NotRequired[str]
     """HTTP path of the readiness probe, starting with "/"."""
     pod_template: NotRequired[pulumi.Input[Mapping[str, Any]]]
@@ -131,6 +134,7 @@ DEFAULTS: dict[str, Any] = {
     "stable_replicas": 2,
     "canary_replicas": 1,
     "container_port": 9898,
+    "protocol": "http",
     "health_path": "/readyz",
     "pod_template": {},
     "canary_pod_template": {},

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from canary.gateway_api import API_VERSION, GATEWAY_KIND, ROUTE_KIND
+from canary.gateway_api import API_VERSION, GATEWAY_KIND, ROUTE_KINDS, ROUTE_RESOURCES
 from canary.names import Track
 from canary.release import live
 from canary.release.args import CanaryReleaseArgs, split_inputs
@@ -242,7 +242,11 @@ class CanaryRelease(pulumi.ComponentResource):
             ]
         )
         self.route = self._custom_resource(
-            f"{name}-route", ROUTE_KIND, lambda r: r.route, route_dependencies, rollout_timeouts
+            f"{name}-route",
+            ROUTE_KINDS[shape.protocol],
+            lambda r: r.route,
+            route_dependencies,
+            rollout_timeouts,
         )
         resolve_route_done(_output_of(self.route, "metadata").apply(lambda _: [self.route]))
         self._outputs_from_children(shape.app_name)
@@ -359,7 +363,12 @@ def _scale_downs(settings: ReleaseSettings, read: bool) -> tuple[ReleaseSettings
         args, written = live.provider_args(config.get("kubeconfig"), config.get("context"))
         try:
             previous = live.live_canary_percent(
-                settings.app_name, settings.namespace, settings.app_name, args, pulumi.log.warn
+                settings.app_name,
+                settings.namespace,
+                settings.app_name,
+                args,
+                pulumi.log.warn,
+                ROUTE_RESOURCES[ROUTE_KINDS[settings.protocol]],
             )
         finally:
             if written is not None:

@@ -18,6 +18,7 @@ RELEASE_KEYS: tuple[str, ...] = (
     "stableReplicas",
     "canaryReplicas",
     "containerPort",
+    "protocol",
     "healthPath",
     "podTemplate",
     "canaryPodTemplate",

@@ -47,11 +47,17 @@ def provider_args(kubeconfig: str | None, context: str | None) -> tuple[list[str
 
 
 def live_canary_percent(
-    app_name: str, namespace: str, route_name: str, kubectl_args: Sequence[str], warn: Warn
+    app_name: str,
+    namespace: str,
+    route_name: str,
+    kubectl_args: Sequence[str],
+    warn: Warn,
+    resource: str = ROUTE_RESOURCE,
 ) -> Decimal | None:
     """The live route's canary percent, or None when it cannot be read (said through `warn`, except for a
-    route that does not exist yet: a first deploy)."""
-    argv = ["kubectl", *kubectl_args, "get", ROUTE_RESOURCE, route_name, "-n", namespace, "-o", "json"]
+    route that does not exist yet: a first deploy). `resource`: the route's kind for kubectl (an HTTPRoute,
+    or a GRPCRoute's canary.gateway_api.ROUTE_RESOURCES entry)."""
+    argv = ["kubectl", *kubectl_args, "get", resource, route_name, "-n", namespace, "-o", "json"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=READ_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as err:

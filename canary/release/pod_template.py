@@ -7,7 +7,8 @@ A team moves its Deployment's pod template into the release; both tracks run it.
   canaryImage on canary. A template that sets that image itself is refused (one place sets the version);
 - a secure baseline where the user said nothing: the restricted security contexts, requests and limits on
   every container without `resources`, a readiness probe on the app container from healthPath and
-  containerPort when it has none, and a port named `http` when the app container declares none.
+  containerPort when it has none (for protocol grpc, the standard gRPC health check on that port), and a port
+  named after the protocol (`http`, or `grpc`) when the app container declares none.
 
 `canaryPodTemplate` is merged over the template for the canary only: objects key by key, containers (and
 initContainers, volumes, env, ports, volumeMounts) by name, any other list replaced whole.
@@ -84,6 +85,7 @@ def with_baseline(
     pod_security: Manifest,
     container_security: Manifest,
     resources: Manifest,
+    protocol: str = "http",
 ) -> Manifest:
     """The user's template as one track runs it: the track's labels and image, and the baseline where the
     user said nothing (module docstring). Validation (validate.py) has made sure the app container exists."""
@@ -103,25 +105,41 @@ def with_baseline(
     app = spec["containers"][index]
     app["image"] = image
     if not app.get("ports"):
-        app["ports"] = [{"name": PORT_NAME, "containerPort": container_port, "protocol": "TCP"}]
+        app["ports"] = [{"name": port_name(protocol), "containerPort": container_port, "protocol": "TCP"}]
     if "readinessProbe" not in app:
-        app["readinessProbe"] = {
-            "httpGet": {"path": health_path, "port": serving_port(app)},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        }
+        check: Manifest = (
+            {"grpc": {"port": serving_port_number(app, protocol)}}
+            if protocol == "grpc"
+            else {"httpGet": {"path": health_path, "port": serving_port(app, protocol)}}
+        )
+        app["readinessProbe"] = {**check, "periodSeconds": 5, "failureThreshold": 3}
     return rendered
 
 
-def serving_port(app: Mapping[str, Any]) -> str | int:
-    """The app container's port the Service targets: the one named `http`, else its first port (by name
-    when it has one)."""
+def port_name(protocol: str) -> str:
+    """The app port's name the baseline gives and the Services look for: `http`, or `grpc` (the
+    Kubernetes convention, which the test bed also reads to serve gRPC there)."""
+    return "grpc" if protocol == "grpc" else PORT_NAME
+
+
+def serving_port(app: Mapping[str, Any], protocol: str = "http") -> str | int:
+    """The app container's port the Service targets: the one named after the protocol (`http`, `grpc`),
+    else its first port (by name when it has one)."""
     ports = list(app.get("ports") or [])
     for port in ports:
-        if port.get("name") == PORT_NAME:
-            return PORT_NAME
+        if port.get("name") == port_name(protocol):
+            return port_name(protocol)
     first = ports[0]
     return str(first["name"]) if first.get("name") else int(first["containerPort"])
+
+
+def serving_port_number(app: Mapping[str, Any], protocol: str) -> int:
+    """The number of serving_port (a gRPC probe takes a number, never a port's name)."""
+    wanted = serving_port(app, protocol)
+    for port in app.get("ports") or []:
+        if wanted in (port.get("name"), port.get("containerPort")):
+            return int(port["containerPort"])
+    raise AssertionError("serving_port names one of the container's ports")
 
 
 # --- Pod Security Standards "restricted" -------------------------------------------------------------------

@@ -28,9 +28,12 @@ from canary.gateway_api import (
 )
 
 KEY = "routeRules"
-RULE_FIELDS = ("name", "matches", "filters", "timeouts", "backendRefs")
-"""The HTTPRouteRule fields of Gateway API's standard channel (v1.6)."""
-MATCH_FIELDS = ("path", "headers", "queryParams", "method")
+RULE_FIELDS = {
+    "http": ("name", "matches", "filters", "timeouts", "backendRefs"),
+    "grpc": ("name", "matches", "filters", "backendRefs"),
+}
+"""The HTTPRouteRule and GRPCRouteRule fields of Gateway API's standard channel (v1.6), by protocol."""
+MATCH_FIELDS = {"http": ("path", "headers", "queryParams", "method"), "grpc": ("method", "headers")}
 PATH_TYPES = ("Exact", "PathPrefix", "RegularExpression")
 MATCH_TYPES = ("Exact", "RegularExpression")
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
@@ -44,6 +47,8 @@ FILTER_FIELDS = {
     "CORS": "cors",
 }
 """Filter type -> the field that carries its settings (exactly that one is set, a CEL rule)."""
+GRPC_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef")
+"""The filter types a GRPCRoute rule may have."""
 REPEATABLE_FILTERS = frozenset({"RequestMirror", "ExtensionRef"})
 """Filter types a rule may list more than once; every other type at most once (CEL rules)."""
 HEADER_RULE_SUFFIX = "-canary-header"
@@ -54,6 +59,8 @@ _SECTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")
 _DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
+_GRPC_SERVICE = re.compile(r"\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*", re.IGNORECASE)
+_GRPC_METHOD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _PATH_CHARACTERS = re.compile(r"(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+")
 
 Manifest = dict[str, Any]
@@ -75,12 +82,13 @@ def where(index: int, rule: object) -> str:
 
 
 def rule_problems(
-    rules: list[object], service_names: tuple[str, ...], canary_header: str | None
+    rules: list[object], service_names: tuple[str, ...], canary_header: str | None, protocol: str = "http"
 ) -> list[str]:
     """Everything wrong with the routeRules list, each message naming the rule and field.
 
     `service_names` are the release's own Services (a user rule may not send to them: the split does);
-    `canary_header` the header override's name, which no match may test itself (the override adds it).
+    `canary_header` the header override's name, which no match may test itself (the override adds it);
+    `protocol` says whether they are HTTPRoute or GRPCRoute rules.
     """
     problems: list[str] = []
     if len(rules) > MAX_RULES:
@@ -92,8 +100,9 @@ def rule_problems(
         if not isinstance(rule, dict):
             problems.append(f"{at}: {rule!r} is not allowed: an HTTPRoute rule (an object)")
             continue
-        for unknown in sorted(set(rule) - set(RULE_FIELDS)):
-            problems.append(f"{at}.{unknown}: unknown field (known: {', '.join(RULE_FIELDS)})")
+        known = RULE_FIELDS[protocol]
+        for unknown in sorted(set(rule) - set(known)):
+            problems.append(f"{at}.{unknown}: unknown field (known: {', '.join(known)})")
         name = rule.get("name")
         if name is not None:
             problems += _name_problems(at, name, is_app_rule(rule))
@@ -101,9 +110,10 @@ def rule_problems(
                 names.append(name)
                 if is_app_rule(rule):
                     twins.add(header_rule_name(name))
-        problems += _match_problems(at, rule.get("matches"), canary_header)
-        problems += _filter_problems(at, rule, rule.get("filters"))
-        problems += _timeout_problems(at, rule.get("timeouts"))
+        problems += _match_problems(at, rule.get("matches"), canary_header, protocol)
+        problems += _filter_problems(at, rule, rule.get("filters"), protocol)
+        if protocol == "http":
+            problems += _timeout_problems(at, rule.get("timeouts"))
         if not is_app_rule(rule):
             problems += _backend_problems(at, rule["backendRefs"], service_names)
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -128,7 +138,7 @@ def _name_problems(at: str, name: object, app_rule: bool) -> list[str]:
     ]
 
 
-def _match_problems(at: str, matches: object, canary_header: str | None) -> list[str]:
+def _match_problems(at: str, matches: object, canary_header: str | None, protocol: str) -> list[str]:
     if matches is None:
         return []
     if not isinstance(matches, list) or not all(isinstance(m, dict) for m in matches):
@@ -140,13 +150,36 @@ def _match_problems(at: str, matches: object, canary_header: str | None) -> list
         )
     for i, match in enumerate(matches):
         here = f"{at}.matches[{i}]"
-        for unknown in sorted(set(match) - set(MATCH_FIELDS)):
-            problems.append(f"{here}.{unknown}: unknown field (known: {', '.join(MATCH_FIELDS)})")
-        problems += _path_problems(here, match.get("path"))
+        known = MATCH_FIELDS[protocol]
+        for unknown in sorted(set(match) - set(known)):
+            problems.append(f"{here}.{unknown}: unknown field (known: {', '.join(known)})")
         problems += _header_match_problems(here, match.get("headers"), canary_header)
         method = match.get("method")
+        if protocol == "grpc":
+            problems += _grpc_method_problems(here, method)
+            continue
+        problems += _path_problems(here, match.get("path"))
         if method is not None and method not in METHODS:
             problems.append(f"{here}.method: {method!r} is not allowed: one of {', '.join(METHODS)}")
+    return problems
+
+
+def _grpc_method_problems(here: str, method: object) -> list[str]:
+    """A GRPCRoute match's method: service and/or method, names as the CEL rules allow for Exact."""
+    if method is None:
+        return []
+    if not isinstance(method, dict) or not ({"service", "method"} & set(method)):
+        return [f"{here}.method: {method!r} is not allowed: an object with service and/or method"]
+    problems = []
+    kind = method.get("type", "Exact")
+    if kind not in MATCH_TYPES:
+        problems.append(f"{here}.method.type: {kind!r} is not allowed: one of {', '.join(MATCH_TYPES)}")
+    for name, pattern in (("service", _GRPC_SERVICE), ("method", _GRPC_METHOD)):
+        value = method.get(name)
+        if value is not None and (
+            not isinstance(value, str) or (kind == "Exact" and not pattern.fullmatch(value))
+        ):
+            problems.append(f"{here}.method.{name}: {value!r} is not allowed: a gRPC {name} name")
     return problems
 
 
@@ -222,7 +255,7 @@ def _header_match_problems(here: str, headers: object, canary_header: str | None
     return problems
 
 
-def _filter_problems(at: str, rule: Mapping[str, Any], filters: object) -> list[str]:
+def _filter_problems(at: str, rule: Mapping[str, Any], filters: object, protocol: str) -> list[str]:
     if filters is None:
         return []
     if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
@@ -231,11 +264,12 @@ def _filter_problems(at: str, rule: Mapping[str, Any], filters: object) -> list[
     if len(filters) > MAX_FILTERS:
         problems.append(f"{at}.filters: {len(filters)} given, over Gateway API's limit of {MAX_FILTERS}")
     kinds = []
+    allowed = GRPC_FILTERS if protocol == "grpc" else tuple(FILTER_FIELDS)
     for i, entry in enumerate(filters):
         kind = entry.get("type")
         here = f"{at}.filters[{i}]"
-        if kind not in FILTER_FIELDS:
-            problems.append(f"{here}.type: {kind!r} is not allowed: one of {', '.join(FILTER_FIELDS)}")
+        if kind not in allowed:
+            problems.append(f"{here}.type: {kind!r} is not allowed: one of {', '.join(allowed)}")
             continue
         kinds.append(kind)
         wanted = FILTER_FIELDS[kind]

@@ -39,7 +39,7 @@ from canary.gateway_api import (
     MAX_MATCHES,
     MAX_MATCHES_PER_RULE,
     MAX_RULES,
-    ROUTE_KIND,
+    ROUTE_KINDS,
     WAIT_FOR_ANNOTATION,
     route_accepted,
 )
@@ -122,25 +122,32 @@ def backend_ref(args: ReleaseSettings, track: Track, weight: int | None = None) 
 
 
 DEFAULT_RULE: Manifest = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
-"""The app's one rule when routeRules is empty: every path (Gateway API's own default match, written out)."""
+"""The app's one HTTP rule when routeRules is empty: every path (Gateway API's own default, written out)."""
+GRPC_DEFAULT_RULE: Manifest = {}
+"""The app's one gRPC rule when routeRules is empty: a GRPCRoute rule without matches matches every call."""
+
+
+def default_rule(args: ReleaseSettings) -> Manifest:
+    return GRPC_DEFAULT_RULE if args.protocol == "grpc" else DEFAULT_RULE
 
 
 def app_rules(args: ReleaseSettings) -> list[Manifest]:
     """The rules as the user wrote them (routeRules), or the default one; copies, free to change."""
-    given = args.route_rules or (DEFAULT_RULE,)
+    given = args.route_rules or (default_rule(args),)
     return [json.loads(json.dumps(rule)) for rule in given]
 
 
-def header_rule(args: ReleaseSettings, header: CanaryHeader, rule: Manifest = DEFAULT_RULE) -> Manifest:
-    """The header-override twin of an app rule: the same matches, each also matching the canary header, the
-    same filters and timeouts, and the canary as the only backend, so requests carrying the header reach the
-    canary at any weight and get the same treatment as the rest.
+def header_rule(args: ReleaseSettings, header: CanaryHeader, rule: Manifest | None = None) -> Manifest:
+    """The header-override twin of an app rule (default: the default rule): the same matches, each also
+    matching the canary header (for gRPC, a metadata match), the same filters and timeouts, and the canary
+    as the only backend, so requests carrying the header reach the canary at any weight and get the same
+    treatment as the rest.
 
     The canary header is each match's first header match (route_state reads it there). A twin has one more
     header match than its rule, which Gateway API ranks above the rule itself for the same path."""
-    twin: Manifest = json.loads(json.dumps(rule))
+    twin: Manifest = json.loads(json.dumps(default_rule(args) if rule is None else rule))
     wanted = {"type": "Exact", "name": header.name, "value": header.value}
-    matches = twin.get("matches") or DEFAULT_RULE["matches"]
+    matches = twin.get("matches") or default_rule(args).get("matches") or [{}]
     twin["matches"] = [{**match, "headers": [dict(wanted), *match.get("headers", [])]} for match in matches]
     if "name" in twin:
         twin["name"] = header_rule_name(twin["name"])
@@ -163,10 +170,10 @@ def mirror_filter(args: ReleaseSettings) -> Manifest:
     return {"type": "RequestMirror", "requestMirror": mirror}
 
 
-def split_rule(args: ReleaseSettings, rule: Manifest = DEFAULT_RULE) -> Manifest:
-    """An app rule with the weighted stable/canary split (or stable alone) and the optional mirror after the
-    rule's own filters; its name, matches and timeouts as written."""
-    split: Manifest = json.loads(json.dumps(rule))
+def split_rule(args: ReleaseSettings, rule: Manifest | None = None) -> Manifest:
+    """An app rule (default: the default rule) with the weighted stable/canary split (or stable alone) and
+    the optional mirror after the rule's own filters; its name, matches and timeouts as written."""
+    split: Manifest = json.loads(json.dumps(default_rule(args) if rule is None else rule))
     if not args.has_canary:
         split["backendRefs"] = [backend_ref(args, "stable")]
         return split
@@ -190,7 +197,7 @@ def route_rules(args: ReleaseSettings) -> list[Manifest]:
 
 
 def route_manifest(args: ReleaseSettings) -> Manifest:
-    """The HTTPRoute `<app>` attaching to its Gateways."""
+    """The route `<app>` attaching to its Gateways: an HTTPRoute, or a GRPCRoute for protocol grpc."""
     parents = parent_refs(args)
     spec: Manifest = {"parentRefs": parents}
     if args.hostnames:
@@ -198,7 +205,7 @@ def route_manifest(args: ReleaseSettings) -> Manifest:
     spec["rules"] = route_rules(args)
     return {
         "apiVersion": API_VERSION,
-        "kind": ROUTE_KIND,
+        "kind": ROUTE_KINDS[args.protocol],
         "metadata": _metadata(
             route_name(args.app_name),
             args.namespace,
@@ -230,7 +237,7 @@ def limit_problems(args: ReleaseSettings, route: Manifest, gateway: Manifest | N
     validate.py bounds each input (hostnames, each routeRules entry); this checks what was actually built,
     where inputs add up (the header-override twins, the mirror filter), naming the rule it concerns.
     """
-    key = "routeRules" if args.route_rules else "HTTPRoute spec.rules"
+    key = "routeRules" if args.route_rules else f"{ROUTE_KINDS[args.protocol]} spec.rules"
     spec: dict[str, Any] = route["spec"]
     rules: list[Manifest] = spec["rules"]
     twins = len(rules) - len(app_rules(args))
@@ -241,7 +248,9 @@ def limit_problems(args: ReleaseSettings, route: Manifest, gateway: Manifest | N
         (key, f"{key}: renders", f"matches in all{doubled}", _match_count(rules), MAX_MATCHES),
     ]
     for index, rule in enumerate(rules):
-        at = f"{key}: HTTPRoute spec.rules[{index}]" + (f" ({rule['name']!r})" if "name" in rule else "")
+        at = f"{key}: {ROUTE_KINDS[args.protocol]} spec.rules[{index}]" + (
+            f" ({rule['name']!r})" if "name" in rule else ""
+        )
         counts.append(
             (key, f"{at} renders", "backendRefs", len(rule.get("backendRefs", [])), MAX_BACKEND_REFS)
         )

@@ -41,6 +41,9 @@ class ParentRef:
     """The listeners on this port only; None means any port."""
 
 
+Protocol = Literal["http", "grpc"]
+PROTOCOLS: tuple[Protocol, ...] = ("http", "grpc")
+
 CanaryMode = Literal["traffic", "fixed"]
 StableMode = Literal["full", "traffic"]
 CANARY_MODES: tuple[CanaryMode, ...] = ("traffic", "fixed")
@@ -86,6 +89,8 @@ class ReleaseSettings:
     """Pods of the canary Deployment."""
     container_port: int
     """Port the application listens on."""
+    protocol: Protocol
+    """What the app speaks: http (an HTTPRoute) or grpc (a GRPCRoute, HTTP/2 to the pods, gRPC readiness)."""
     health_path: str
     """HTTP path of the readiness probe."""
     pod_template: Mapping[str, Any] | None = field(hash=False)

@@ -18,7 +18,13 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
-from canary.gateway_api import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAMES, MAX_PARENT_REFS
+from canary.gateway_api import (
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HOSTNAMES,
+    MAX_PARENT_REFS,
+    ROUTE_KINDS,
+)
 from canary.names import MAX_APP_NAME, object_name
 from canary.names import gateway_name as default_gateway_name
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
@@ -26,11 +32,13 @@ from canary.release.pod_template import app_container_index, merge, restricted_p
 from canary.release.route_rules import rule_problems
 from canary.release.settings import (
     CANARY_MODES,
+    PROTOCOLS,
     STABLE_MODES,
     Autoscaling,
     CanaryHeader,
     Capacity,
     ParentRef,
+    Protocol,
     ReleaseSettings,
 )
 from canary.release.workload import BUILT_IN_CONTAINER, base_template, with_release_baseline
@@ -238,18 +246,23 @@ def parse_config(
         "canaryReplicas", 1, 1000, "an integer from 1 to 1000 (the canary Service must select a ready pod)"
     )
     container_port = r.integer("containerPort", 1, 65535, "a port number from 1 to 65535")
+    protocol = r.text("protocol")
+    if r.ok("protocol") and protocol not in PROTOCOLS:
+        r.reject("protocol", f"one of {', '.join(map(repr, PROTOCOLS))} (what the app speaks)")
     rollout_timeout = r.integer("rolloutTimeout", 10, 3600, "a number of seconds from 10 to 3600")
     wait_for_gateway = r.boolean("waitForGateway")
     health_path = r.text("healthPath")
     if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
         r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
-    pod_template, canary_pod_template, app_container = _pod_templates(r, container_port, health_path)
+    pod_template, canary_pod_template, app_container = _pod_templates(
+        r, container_port, health_path, protocol
+    )
     autoscaling = _autoscaling(r)
     disruption_budget = _disruption_budget(r)
     capacity = _capacity(r, autoscaling is not None)
     hostnames = _hostnames(r)
     canary_header = _header(r)
-    route_rules = _route_rules(r, app_name, canary_header)
+    route_rules = _route_rules(r, app_name, canary_header, "grpc" if protocol == "grpc" else "http")
     create_gateway = r.boolean("createGateway")
     gateway_class_name = r.text("gatewayClassName")
     gateway_name = r.text("gatewayName")
@@ -301,6 +314,7 @@ def parse_config(
         stable_replicas=stable_replicas,
         canary_replicas=canary_replicas,
         container_port=container_port,
+        protocol="grpc" if protocol == "grpc" else "http",
         health_path=health_path,
         pod_template=pod_template or None,
         canary_pod_template=canary_pod_template or None,
@@ -327,7 +341,7 @@ def parse_config(
 
 
 def _pod_templates(
-    r: ConfigReader, container_port: int, health_path: str
+    r: ConfigReader, container_port: int, health_path: str, protocol: str
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """podTemplate, canaryPodTemplate and appContainer, checked together: a template with named containers,
     an app container it has and whose image it leaves to stableImage/canaryImage, and both tracks' rendered
@@ -375,6 +389,7 @@ def _pod_templates(
             app_container=app_container or None,
             container_port=container_port,
             health_path=health_path,
+            protocol=protocol,
         )
         for track, fields in (("stable", base), ("canary", merge(base, canary_fields)))
     }
@@ -629,14 +644,18 @@ def _gateway(
             r.reject("tlsSecretName", "'' when createGateway is false (TLS belongs to the existing Gateway)")
 
 
-def _route_rules(r: ConfigReader, app_name: str, header: CanaryHeader | None) -> tuple[dict[str, Any], ...]:
-    """The `routeRules` list: Gateway API HTTPRoute rules, each checked (canary.release.route_rules)."""
+def _route_rules(
+    r: ConfigReader, app_name: str, header: CanaryHeader | None, protocol: Protocol
+) -> tuple[dict[str, Any], ...]:
+    """The `routeRules` list: Gateway API HTTPRoute (or, for protocol grpc, GRPCRoute) rules, each checked
+    (canary.release.route_rules)."""
     key = "routeRules"
-    rules = r.json_list(key, "a JSON array of HTTPRoute rules (name, matches, filters, timeouts), or []")
+    kind = ROUTE_KINDS[protocol]
+    rules = r.json_list(key, f"a JSON array of {kind} rules (name, matches, filters, ...), or []")
     if not r.ok(key):
         return ()
     services = tuple(object_name(app_name, track) for track in ("stable", "canary"))
-    for message in rule_problems(rules, services, header.name if header is not None else None):
+    for message in rule_problems(rules, services, header.name if header is not None else None, protocol):
         r.problem(key, message)
     if not r.ok(key):
         return ()

@@ -16,7 +16,7 @@ from typing import Any
 
 from canary.names import Track, object_name, track_labels
 from canary.release import capacity
-from canary.release.pod_template import PORT_NAME, app_container_index, merge, serving_port, with_baseline
+from canary.release.pod_template import app_container_index, merge, port_name, serving_port, with_baseline
 from canary.release.settings import ReleaseSettings
 
 Manifest = dict[str, Any]
@@ -100,6 +100,7 @@ def with_release_baseline(
     app_container: str | None,
     container_port: int,
     health_path: str,
+    protocol: str,
 ) -> Manifest:
     """canary.release.pod_template.with_baseline with this module's baseline (security contexts, resources):
     the one rendering the component registers and validation checks."""
@@ -110,6 +111,7 @@ def with_release_baseline(
         app_container=app_container,
         container_port=container_port,
         health_path=health_path,
+        protocol=protocol,
         pod_security=pod_security_context(),
         container_security=container_security_context(),
         resources=container_resources(),
@@ -138,6 +140,7 @@ def pod_template(args: ReleaseSettings, track: Track) -> Manifest:
         app_container=args.app_container,
         container_port=args.container_port,
         health_path=args.health_path,
+        protocol=args.protocol,
     )
 
 
@@ -147,7 +150,7 @@ def app_port(args: ReleaseSettings) -> str | int:
     template = pod_template(args, "stable")
     index = app_container_index(template, args.app_container)
     assert index is not None, "validate.py refuses a template without its app container"
-    return serving_port(template["spec"]["containers"][index])
+    return serving_port(template["spec"]["containers"][index], args.protocol)
 
 
 def deployment_manifest(args: ReleaseSettings, track: Track) -> Manifest:
@@ -193,11 +196,23 @@ def service_manifest(args: ReleaseSettings, track: Track) -> Manifest:
         },
         "spec": {
             "selector": labels,
-            "ports": [
-                {"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": app_port(args), "protocol": "TCP"}
-            ],
+            "ports": [service_port(args)],
         },
     }
+
+
+def service_port(args: ReleaseSettings) -> Manifest:
+    """The Service's one port, 80, to the app's serving port; for gRPC named `grpc` with appProtocol
+    kubernetes.io/h2c (HTTP/2 without TLS), the standard way to tell a gateway to speak HTTP/2 upstream."""
+    port: Manifest = {
+        "name": port_name(args.protocol),
+        "port": SERVICE_PORT,
+        "targetPort": app_port(args),
+        "protocol": "TCP",
+    }
+    if args.protocol == "grpc":
+        port["appProtocol"] = "kubernetes.io/h2c"
+    return port
 
 
 def autoscaler_manifest(args: ReleaseSettings, track: Track) -> Manifest:

@@ -1,6 +1,7 @@
 """routeRules and parentRefs: the app's own rules with the split, several Gateways (rendering, validation)."""
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -249,6 +250,10 @@ def test_the_mirror_counts_toward_a_rules_filter_limit() -> None:
 
 
 SHARED = {"name": "shared", "namespace": "infra"}
+STRIP = {
+    "type": "URLRewrite",
+    "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+}
 
 
 def test_the_owned_gateway_comes_first_then_the_parent_refs() -> None:
@@ -318,3 +323,77 @@ def test_a_bad_parent_is_named(refs: Any, overrides: dict[str, Any], expected: s
 def test_one_gateway_twice_by_distinct_listeners_is_allowed() -> None:
     refs = [{**SHARED, "sectionName": "http"}, {**SHARED, "sectionName": "https"}]
     assert len(route_manifest(settings_with(parentRefs=refs))["spec"]["parentRefs"]) == 3
+
+
+def test_a_grpc_release_renders_a_grpc_route_with_the_split_and_a_metadata_twin() -> None:
+    rendered = render(settings_with(protocol="grpc", mirrorPercent="10"))
+    route = rendered.route
+    assert route["kind"] == "GRPCRoute"
+    split, twin = route["spec"]["rules"]
+    assert split["backendRefs"] == [
+        {"name": "podinfo-stable", "port": 80, "weight": 75},
+        {"name": "podinfo-canary", "port": 80, "weight": 25},
+    ]
+    assert "matches" not in split and [f["type"] for f in split["filters"]] == ["RequestMirror"]
+    assert twin == {
+        "matches": [{"headers": [HEADER]}],
+        "backendRefs": [{"name": "podinfo-canary", "port": 80}],
+    }
+    assert rendered.services["canary"]["spec"]["ports"] == [
+        {
+            "name": "grpc",
+            "port": 80,
+            "targetPort": "grpc",
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        }
+    ]
+    app = rendered.deployments["canary"]["spec"]["template"]["spec"]["containers"][0]
+    assert app["ports"] == [{"name": "grpc", "containerPort": 9898, "protocol": "TCP"}]
+    assert app["readinessProbe"] == {"grpc": {"port": 9898}, "periodSeconds": 5, "failureThreshold": 3}
+    state = route_state(route, "podinfo")
+    assert (state.canary_percent, state.header_rule, state.mirror_percent) == (
+        Decimal(25),
+        ("x-canary", "true"),
+        Decimal(10),
+    )
+
+
+def test_grpc_route_rules_match_methods_and_refuse_http_only_fields() -> None:
+    rule = {"name": "greet", "matches": [{"method": {"service": "helloworld.Greeter", "method": "SayHello"}}]}
+    split, twin = route_rules(settings_with(protocol="grpc", routeRules=[rule]))
+    assert split["matches"] == rule["matches"]
+    assert twin["matches"] == [
+        {"method": {"service": "helloworld.Greeter", "method": "SayHello"}, "headers": [HEADER]}
+    ]
+    found = problems(
+        protocol="grpc",
+        routeRules=[
+            {
+                "timeouts": {"request": "1s"},
+                "matches": [{"path": {"value": "/x"}, "method": {"service": "a b"}}],
+            },
+            {"filters": [STRIP]},
+        ],
+    )
+    assert found == [
+        "routeRules[0].timeouts: unknown field (known: name, matches, filters, backendRefs)",
+        "routeRules[0].matches[0].path: unknown field (known: method, headers)",
+        "routeRules[0].matches[0].method.service: 'a b' is not allowed: a gRPC service name",
+        "routeRules[1].filters[0].type: 'URLRewrite' is not allowed: one of RequestHeaderModifier, "
+        "ResponseHeaderModifier, RequestMirror, ExtensionRef",
+    ]
+    assert problems(protocol="h2") == [
+        "protocol: 'h2' is not allowed: one of 'http', 'grpc' (what the app speaks)"
+    ]
+
+
+def test_the_operations_side_finds_a_grpc_route_in_the_state() -> None:
+    route = {
+        "type": "kubernetes:gateway.networking.k8s.io/v1:GRPCRoute",
+        "urn": "urn:route",
+        "outputs": {"metadata": {"name": "podinfo", "namespace": "ns", "uid": "u"}},
+    }
+    stack = {"type": "pulumi:pulumi:Stack", "urn": "urn:stack", "outputs": {}}
+    found = rollback.route_in_state({"resources": [stack, route]})
+    assert (found.kind, found.name) == ("GRPCRoute", "podinfo")

@@ -6,12 +6,13 @@ decisions in canary.ops.core.plan; nothing here talks to Pulumi or kubectl itsel
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from canary.gateway_api import ROUTE_TYPE
+from canary.gateway_api import ROUTE_KIND, ROUTE_TYPES
 from canary.names import Track
 from canary.ops.core.history import HistoryEntry
 from canary.ops.pulumi.exported import deployments_beside, stack_outputs
@@ -31,6 +32,8 @@ class Deployed:
     canary_image: str | None
     route_name: str
     namespace: str
+    route_kind: str = ROUTE_KIND
+    """HTTPRoute, or GRPCRoute for protocol grpc: the route's type in the state (read_state)."""
 
     @property
     def stable_percent(self) -> Decimal:
@@ -73,16 +76,19 @@ class StackState:
 
 
 def read_state(deployment: Mapping[str, Any] | None) -> StackState:
-    """Read `pulumi stack export`'s `deployment` section: stack outputs and the HTTPRoute resource."""
+    """Read `pulumi stack export`'s `deployment` section: stack outputs and the route resource (an HTTPRoute
+    or a GRPCRoute)."""
     resources: list[dict[str, Any]] = list((deployment or {}).get("resources") or [])
     deployed = deployed_from_outputs(stack_outputs(resources))
-    routes = [r for r in resources if r.get("type") == ROUTE_TYPE and not r.get("delete")]
+    routes = [r for r in resources if r.get("type") in ROUTE_TYPES and not r.get("delete")]
     if deployed is not None:
         named = [r for r in routes if _metadata(r).get("name") == deployed.route_name]
         routes = named or routes
     if not routes:
         return StackState(deployed, None, None, ())
     route = routes[0]
+    if deployed is not None:
+        deployed = dataclasses.replace(deployed, route_kind=ROUTE_TYPES[route["type"]])
     spec_holder = route.get("outputs") or route.get("inputs") or {}
     app = deployed.app_name if deployed is not None else str(_metadata(route).get("name", ""))
     known = route_state(spec_holder, app) if "spec" in spec_holder else None

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
-from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE, ROUTE_TYPE
+from canary.gateway_api import API_VERSION, ROUTE_KIND, ROUTE_PLURALS, ROUTE_RESOURCES, ROUTE_TYPES
 from canary.ops.errors import ClusterUnreachable, Refused
 from canary.ops.kube.direct import DirectReader, kubectl_timeout, object_path, reader_over
 from canary.ops.kube.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
@@ -59,7 +59,7 @@ FAST_NOTE = "(fast: route written first)"
 
 
 class StateRoute(Record):
-    """The release's HTTPRoute as the stack's state names it."""
+    """The release's route (an HTTPRoute, or a GRPCRoute: `kind`) as the stack's state names it."""
 
     urn: str
     namespace: str
@@ -68,6 +68,7 @@ class StateRoute(Record):
     field_manager: str | None
     deployment_urns: tuple[str, ...]
     """The release's Deployments in the state: the record's update scales them with the route."""
+    kind: str = ROUTE_KIND
 
 
 class SafeWrite(Record):
@@ -119,11 +120,11 @@ def route_in_state(deployment: Mapping[str, Any]) -> StateRoute:
     there is no such output). Refused when the state has none."""
     resources: list[dict[str, Any]] = list(deployment.get("resources") or [])
     outputs = stack_outputs(resources)
-    routes = [r for r in resources if r.get("type") == ROUTE_TYPE and not r.get("delete")]
+    routes = [r for r in resources if r.get("type") in ROUTE_TYPES and not r.get("delete")]
     if "routeName" in outputs:
         routes = [r for r in routes if _meta(r).get("name") == outputs["routeName"]]
     if len(routes) != 1:
-        raise Refused("the stack's state names no HTTPRoute of this release: run `pulumi up` first")
+        raise Refused("the stack's state names no route of this release: run `pulumi up` first")
     route = routes[0]
     meta = _meta(route)
     manager = (route.get("outputs") or {}).get("__fieldManager")
@@ -134,6 +135,7 @@ def route_in_state(deployment: Mapping[str, Any]) -> StateRoute:
         uid=None if meta.get("uid") is None else str(meta["uid"]),
         field_manager=None if manager is None else str(manager),
         deployment_urns=deployments_beside(resources, route),
+        kind=ROUTE_TYPES[route["type"]],
     )
 
 
@@ -224,7 +226,12 @@ def server_side_apply(body: Manifest, field_manager: str, reader: LiveReader) ->
         return kubectl_apply(body, field_manager, reader, where)
     try:
         return reader.client.apply(
-            object_path(API_VERSION, ROUTE_PLURAL, body["metadata"]["namespace"], body["metadata"]["name"]),
+            object_path(
+                API_VERSION,
+                ROUTE_PLURALS[body["kind"]],
+                body["metadata"]["namespace"],
+                body["metadata"]["name"],
+            ),
             body,
             field_manager,
             force=True,
@@ -286,19 +293,19 @@ def kubectl_apply(body: Manifest, field_manager: str, reader: LiveReader, where:
 class _Fetch(threading.Thread):
     """Get the live route in the background, over `connection` (opened earlier), while the config is read."""
 
-    def __init__(self, name: str, namespace: str, connection: EarlyConnection) -> None:
+    def __init__(self, name: str, namespace: str, kind: str, connection: EarlyConnection) -> None:
         super().__init__(daemon=True)
-        self.args = (name, namespace, connection)
+        self.args = (name, namespace, kind, connection)
         self.reader: LiveReader | None = None
         self.result: Manifest | None = None
         self.error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
-        name, namespace, connection = self.args
+        name, namespace, kind, connection = self.args
         try:
             self.reader = reader_over(connection)
-            self.result = self.reader.get(ROUTE_RESOURCE, name, namespace)
+            self.result = self.reader.get(ROUTE_RESOURCES[kind], name, namespace)
         except BaseException as err:  # handed to the caller's thread
             self.error = err
 
@@ -473,17 +480,17 @@ def make_safe(
     holders = local.lock_holders()
     if holders:
         raise Refused(lock_message(stack, holders))
-    fetch = _Fetch(state.name, state.namespace, connection)
+    fetch = _Fetch(state.name, state.namespace, state.kind, connection)
 
     # While the route is read: the program's own validation and rendering (or their remembered result).
     rendering = rendered_at_zero(local)
     rendered = rendering.route
     meta = rendered["metadata"]
-    if (meta["namespace"], meta["name"]) != (state.namespace, state.name):
+    if (rendered["kind"], meta["namespace"], meta["name"]) != (state.kind, state.namespace, state.name):
         raise Refused(
-            f"the config renders route {meta['namespace']}/{meta['name']}, the stack's state names "
-            f"{state.namespace}/{state.name} (a pending change of appName or namespace?): nothing written; "
-            "use `canary rollback --no-fast`"
+            f"the config renders {rendered['kind']} {meta['namespace']}/{meta['name']}, the stack's state "
+            f"names {state.kind} {state.namespace}/{state.name} (a pending change of appName, namespace or "
+            "protocol?): nothing written; use `canary rollback --no-fast`"
         )
 
     live, reader = fetch.get()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from canary.gateway_api import API_VERSION, ROUTE_PLURAL, ROUTE_RESOURCE
+from canary.gateway_api import API_VERSION, ROUTE_PLURALS, ROUTE_RESOURCES
 from canary.ops.errors import ClusterUnreachable
 from canary.ops.kube.https import ApiClient, EarlyConnection, Unsupported
 from canary.ops.kube.kubectl import LiveReader
@@ -26,7 +26,7 @@ def object_path(api_version: str, plural: str, namespace: str, name: str) -> str
 
 
 RESOURCE_PATHS = {
-    ROUTE_RESOURCE: (API_VERSION, ROUTE_PLURAL),
+    **{ROUTE_RESOURCES[kind]: (API_VERSION, plural) for kind, plural in ROUTE_PLURALS.items()},
     "deployment": ("apps/v1", "deployments"),
 }
 """The kinds the direct reader serves (LiveReader's kind names -> API group/version and plural)."""

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from canary.gateway_api import ROUTE_RESOURCE
+from canary.gateway_api import ROUTE_KIND, ROUTE_RESOURCES
 from canary.ops.errors import ClusterUnreachable
 from canary.route_state import RouteState, route_state
 
@@ -71,8 +71,11 @@ class LiveReader:
             )
         return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
-    def route(self, app_name: str, namespace: str, route_name: str | None = None) -> RouteState | None:
-        route = self.get(ROUTE_RESOURCE, route_name or app_name, namespace)
+    def route(
+        self, app_name: str, namespace: str, route_name: str | None = None, kind: str = ROUTE_KIND
+    ) -> RouteState | None:
+        """The live route (an HTTPRoute, or the `kind` the state names) as what it does with traffic."""
+        route = self.get(ROUTE_RESOURCES[kind], route_name or app_name, namespace)
         return None if route is None else route_state(route, app_name)
 
 
@@ -184,8 +187,9 @@ class RouteWatch(Watch):
         route_name: str,
         env: dict[str, str] | None = None,
         on_item: Callable[[dict[str, Any]], None] | None = None,
+        kind: str = ROUTE_KIND,
     ) -> None:
-        super().__init__(ROUTE_RESOURCE, namespace, route_name, env=env, on_item=on_item)
+        super().__init__(ROUTE_RESOURCES[kind], namespace, route_name, env=env, on_item=on_item)
         self._app = app_name
 
     def __enter__(self) -> RouteWatch:

@@ -138,5 +138,11 @@ def refusal_guard(deployed: Deployed | None, stop: Stop) -> Iterator[None]:
     if deployed is None:
         yield
         return
-    with RouteWatch(deployed.app_name, deployed.namespace, deployed.route_name, on_item=RefusalJudge(stop)):
+    with RouteWatch(
+        deployed.app_name,
+        deployed.namespace,
+        deployed.route_name,
+        on_item=RefusalJudge(stop),
+        kind=deployed.route_kind,
+    ):
         yield

@@ -116,7 +116,9 @@ def roll_back(
         deployed = state.deployed
         live = None
         if deployed is not None:
-            live = release.live.route(deployed.app_name, deployed.namespace, deployed.route_name)
+            live = release.live.route(
+                deployed.app_name, deployed.namespace, deployed.route_name, deployed.route_kind
+            )
         change = plan_rollback(release.name, release.config(), deployed, live)
         if change is None:
             return RolledBack("already-zero", None)
@@ -242,7 +244,9 @@ def through_pulumi(
         )
         seen = watch.wait_for_zero(timeout=settle_timeout)
     if seen is None:
-        live = release.live.route(deployed.app_name, deployed.namespace, deployed.route_name)
+        live = release.live.route(
+            deployed.app_name, deployed.namespace, deployed.route_name, deployed.route_kind
+        )
         if live is not None and live.canary_percent == 0:
             seen = time.monotonic()
     return RollbackTiming(update_seconds, None if seen is None else max(0.0, seen - started))

@@ -47,7 +47,9 @@ def read_rollout(
     deployed = state.deployed
     if deployed is not None:
         try:
-            live_route = live.route(deployed.app_name, deployed.namespace, deployed.route_name)
+            live_route = live.route(
+                deployed.app_name, deployed.namespace, deployed.route_name, deployed.route_kind
+            )
             tracks: tuple[Track, ...] = ("stable", "canary") if deployed.canary_image else ("stable",)
             for track in tracks:
                 name = object_name(deployed.app_name, track)

@@ -101,7 +101,7 @@ def test_the_route_in_state_is_the_one_the_outputs_name(tmp_path: Path) -> None:
     assert rollback.route_in_state(deployment) == rollback.StateRoute(
         route["urn"], "shop", "web", UID, "pulumi-kubernetes-1234abcd", ("urn:stable",)
     )
-    with pytest.raises(Refused, match="names no HTTPRoute"):
+    with pytest.raises(Refused, match="names no route of this release"):
         rollback.route_in_state({"resources": [stack]})
 
     backend = tmp_path / "backend"

@@ -47,7 +47,7 @@ class RollbackRelease(RecordingRelease):
         self.calls.append(("up", (message, options.get("target"), options.get("refresh"))))
         return 0.5
 
-    def route(self, app: str, namespace: str, name: str) -> RouteState | None:
+    def route(self, app: str, namespace: str, name: str, kind: str = "HTTPRoute") -> RouteState | None:
         self.calls.append(("read", (namespace, name)))
         return None if self.live_percent is None else live_at(self.live_percent)
 
