@@ -7,9 +7,11 @@ per call: its status code (`OK`, `UNAVAILABLE`, ...), the version the answer nam
 `CallStream` makes the same calls in the background, paced and stamped (`traffic.Paced`), for a weight change
 or a rollback watched call by call.
 
-One channel per run, not per call: Envoy picks a weighted cluster of a route for each request (the router's
-`weighted_clusters`), and an endpoint of that cluster for each request too, so calls multiplexed on one
-HTTP/2 connection are split exactly as separate connections would be; a new channel per call would measure
+One channel per run, not per call: Envoy chooses the backend per request, not per downstream connection
+(Envoy Gateway puts a rule's weighted backendRefs into one cluster, one locality per backend weighted by its
+weight, with locality-weighted load balancing: internal/xds/translator/cluster.go; route-level
+`weighted_clusters`, where it uses them, are also picked per request), so calls multiplexed on one HTTP/2
+connection are split as separate connections would be, and a new channel per call would measure
 connection set-up instead. Each call still carries its own deadline (`timeout`), and no call starts after
 `time_limit`; calls left then are not made, and the run says how many.
 
