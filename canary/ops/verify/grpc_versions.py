@@ -235,10 +235,10 @@ def call_once(
 def count_versions(calls: Calls, *, probe_first: bool = True) -> CallRun:
     """Make the calls on one channel; returns when every call is done or the time limit has passed.
 
-    With `probe_first`, the first call goes alone, and when it fails UNAVAILABLE or DEADLINE_EXCEEDED (no
-    server answered) the run stops there: a target that does not answer raises TrafficProblem instead of N
-    identical failures. An answer with another status (UNIMPLEMENTED from a route with no match, say) is
-    counted like the rest.
+    With `probe_first`, the channel must connect first (HTTP/2 to the target, within `timeout`): a target
+    that does not answer raises TrafficProblem instead of N identical failures. Every call is then counted,
+    whatever its status: Envoy's own answers (UNAVAILABLE for "no healthy upstream", UNIMPLEMENTED for no
+    matching route) are what a split check must see.
     """
     start = time.monotonic()
     deadline = start + calls.time_limit
@@ -248,11 +248,12 @@ def count_versions(calls: Calls, *, probe_first: bool = True) -> CallRun:
     with open_channel(calls.target, calls.authority) as channel:
         stub = _version_stub(channel)
         if probe_first:
-            first = call_once(stub, 0, min(calls.timeout, calls.time_limit), calls.metadata)
-            if first.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                raise TrafficProblem(f"{calls.target.address} does not answer: {first.code} {first.details}")
-            results.append(first)
-            next_index = 1
+            try:
+                grpc.channel_ready_future(channel).result(timeout=min(calls.timeout, calls.time_limit))
+            except grpc.FutureTimeoutError:
+                raise TrafficProblem(
+                    f"{calls.target.address} does not answer: no HTTP/2 connection within {calls.timeout:g}s"
+                ) from None
 
         def worker() -> None:
             nonlocal next_index
