@@ -127,7 +127,8 @@ def probe_passes(ip: str, check: apps.ReadinessCheck) -> bool:
         from canary.ops.verify import grpc_versions
 
         address = f"ipv6:[{ip}]:{check.port}" if ":" in ip else f"ipv4:{ip}:{check.port}"
-        return grpc_versions.health(address, check.grpc_service, timeout=1.0) == grpc_versions.SERVING
+        status = grpc_versions.health(address, check.grpc_service, 1.0, "kube-probe/gateway-canary-bed")
+        return status == grpc_versions.SERVING
     if check.path is None:
         return listens(ip, check.port)
     import http.client

@@ -317,15 +317,18 @@ class CallStream(Paced[Call]):
         return done
 
 
-def health(channel_target: str, service: str = "", timeout: float = 1.0) -> str:
+def health(channel_target: str, service: str = "", timeout: float = 1.0, user_agent: str = "") -> str:
     """The serving status (`SERVING`, `NOT_SERVING`, `SERVICE_UNKNOWN`, `UNKNOWN`) the standard health
     service (grpc.health.v1.Health/Check) at `channel_target` (a grpcio target: `ipv4:10.0.0.5:9000`) gives
     `service` ("" is the server as a whole), or the call's status code name when the check itself fails
     (`UNAVAILABLE`, `NOT_FOUND` for a service the server does not know, `UNIMPLEMENTED` without a health
-    service); one call within `timeout` seconds. Not guarded: a prober's check of one pod address (the test
-    bed's kubelet-like readiness probe), not load."""
+    service); one call within `timeout` seconds, `user_agent` before grpcio's own. Not guarded: a prober's
+    check of one pod address (the test bed's kubelet-like readiness probe), not load."""
     messages = health_messages()
-    with grpc.insecure_channel(channel_target, options=CHANNEL_OPTIONS) as channel:
+    options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
+    if user_agent:
+        options.append(("grpc.primary_user_agent", user_agent))
+    with grpc.insecure_channel(channel_target, options=options) as channel:
         check: grpc.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
             HEALTH_METHOD,
             request_serializer=lambda m: m.SerializeToString(),

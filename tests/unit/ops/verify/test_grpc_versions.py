@@ -26,8 +26,12 @@ def version(request: Any, context: grpc.ServicerContext) -> Any:
     return grpc_versions.version_messages()["VersionResponse"](version=reply, commit="c0ffee")
 
 
+USER_AGENTS: list[str] = []
+
+
 def check(request: Any, context: grpc.ServicerContext) -> Any:
     messages = grpc_versions.health_messages()
+    USER_AGENTS.append(str(dict(context.invocation_metadata()).get("user-agent")))
     if request.service not in ("", "podinfo"):
         context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
     return messages["HealthCheckResponse"](status=1)
@@ -117,3 +121,8 @@ def test_health_answers_the_serving_status_or_the_calls_code(server: str) -> Non
     assert health(f"ipv4:{server}", "podinfo") == "SERVING"
     assert health(f"ipv4:{server}", "other") == "NOT_FOUND"
     assert health("ipv4:127.0.0.1:1", timeout=2) == "UNAVAILABLE"
+
+
+def test_health_says_who_asks(server: str) -> None:
+    assert health(f"ipv4:{server}", user_agent="kube-probe/test") == "SERVING"
+    assert USER_AGENTS[-1].startswith("kube-probe/test "), USER_AGENTS
