@@ -127,14 +127,18 @@ build_envoy-gateway() { # OUT
 # podinfo's /version is pkg/version.VERSION, which upstream sets only at link time. One binary serves every
 # version: tools/podinfo/overlay/version_env.go (our file) is added to pkg/version and sets it from
 # PODINFO_VERSION, which the data-plane supervisor (scripts/testbed) sets per process to the pod's image tag.
+# tools/podinfo/overlay/grpc_server.go replaces pkg/api/grpc/server.go: its gRPC server listens on --host
+# (upstream: every address), so pods of the bed's one apps namespace can share a gRPC container port.
 # Go refuses overlays of files under GOMODCACHE, so the build vendors the module list first (a temporary
 # tools/podinfo/vendor/, copied from the module cache, never committed) and overlays the vendored package.
 build_podinfo() { # OUT
   local overlay status=0
   overlay=$(mktemp)
   rm -rf vendor && go mod vendor
-  printf '{"Replace": {"%s/vendor/github.com/stefanprodan/podinfo/pkg/version/version_env.go": "%s/overlay/version_env.go"}}\n' \
-    "$PWD" "$PWD" >"$overlay"
+  local v="$PWD/vendor/github.com/stefanprodan/podinfo"
+  printf '{"Replace": {"%s": "%s", "%s": "%s"}}\n' \
+    "$v/pkg/version/version_env.go" "$PWD/overlay/version_env.go" \
+    "$v/pkg/api/grpc/server.go" "$PWD/overlay/grpc_server.go" >"$overlay"
   go build -mod=vendor -trimpath -tags podinfo_version_env -overlay "$overlay" -ldflags "-s -w" \
     -o "$1/podinfo" github.com/stefanprodan/podinfo/cmd/podinfo || status=$?
   rm -rf vendor "$overlay"

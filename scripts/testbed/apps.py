@@ -9,8 +9,16 @@
 - One containing `slow` runs it with `--random-delay`, here 100-500 ms per request.
 - (`never-ready` is a kwok Stage hook, `stages`: such pods never run, so no process runs.)
 
+A container port named `grpc` (exactly: the Kubernetes naming convention for a gRPC port, no appProtocol on
+a container port) runs podinfo's gRPC server on it (`--grpc-port`: podinfo's VersionService answers the
+same version, with reflection and the standard health service, service name `podinfo`); that process's
+HTTP server goes to the first port from GRPC_HTTP_PORTS up that no container of the pod declares (outside
+the metrics ports, which podinfo binds on every address). Our podinfo build binds gRPC on the pod's IP
+(tools/podinfo/overlay/grpc_server.go; upstream binds every address). The `faulty` and `slow` hooks do not
+reach gRPC calls: podinfo's gRPC server has no random error or delay.
+
 A release pod (`gated`) turns Ready only once its processes listen and its containers' own readiness probes
-pass (`readiness_checks`: httpGet and tcpSocket, asked of the pod's podinfo as a kubelet would): the
+pass (`readiness_checks`: httpGet, tcpSocket and grpc, asked of the pod's podinfo as a kubelet would): the
 supervisor then sets the annotation `LISTENING`, which kwok's `pod-listening` Stage waits for (`stages`). A
 pod that was Ready stays Ready (kwok has no Stage back); a failing probe keeps a new pod from ever turning
 Ready, which is what holds a rollout, and the route, back.
@@ -47,6 +55,10 @@ SLOW_FLAGS = (
     "--random-delay-max",
     "500",
 )
+GRPC_PORT_NAME = "grpc"
+GRPC_HTTP_PORTS = range(40000, 41000)
+"""Where a gRPC port's podinfo serves HTTP: the first of these the pod does not declare (podinfo always
+serves HTTP; it must not take a port of the pod's, nor one of the supervisor's metrics ports, 20000-29999)."""
 
 
 def image_version(image: str) -> str:
@@ -70,6 +82,12 @@ class App:
     """The pod's app.kubernetes.io/name label (empty when it has none)."""
     track: str = ""
     """The pod's gateway-canary/track label: stable or canary (empty when it has none)."""
+    http_port: int | None = None
+    """For a gRPC port (`port` is podinfo's --grpc-port): the port its HTTP server takes; None otherwise."""
+
+    @property
+    def grpc(self) -> bool:
+        return self.http_port is not None
 
     @property
     def version(self) -> str:
@@ -80,7 +98,11 @@ class App:
         return tuple(h for h in (FAULTY, SLOW) if h in self.image)
 
     def command(self, podinfo: str, metrics_port: int) -> list[str]:
-        cmd = [podinfo, "--host", self.ip, "--port", str(self.port), "--port-metrics", str(metrics_port)]
+        if self.http_port is None:
+            cmd = [podinfo, "--host", self.ip, "--port", str(self.port)]
+        else:
+            cmd = [podinfo, "--host", self.ip, "--port", str(self.http_port), "--grpc-port", str(self.port)]
+        cmd += ["--port-metrics", str(metrics_port)]
         cmd += ["--level", "warn"]
         if FAULTY in self.hooks:
             cmd.append("--random-error")
@@ -120,13 +142,17 @@ def ready(pod: dict[str, Any]) -> bool:
 
 
 def apps_of(pod: dict[str, Any]) -> list[App]:
-    """One App per declared TCP container port of a running release pod (`gated`), Ready or not yet."""
+    """One App per declared TCP container port of a running release pod (`gated`), Ready or not yet; a port
+    named `grpc` gets a gRPC server, its HTTP server on a free port of GRPC_HTTP_PORTS."""
     if not gated(pod) or not running(pod):
         return []
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod["status"]
     labels = meta.get("labels") or {}
+    containers = spec.get("containers") or []
+    declared = {int(p["containerPort"]) for c in containers for p in c.get("ports") or []}
+    spare = (p for p in GRPC_HTTP_PORTS if p not in declared)
     apps = []
-    for container in spec.get("containers") or []:
+    for container in containers:
         for port in container.get("ports") or []:
             if port.get("protocol", "TCP") == "TCP":
                 apps.append(
@@ -138,6 +164,7 @@ def apps_of(pod: dict[str, Any]) -> list[App]:
                         container["image"],
                         labels.get(NAME_LABEL, ""),
                         labels.get(TRACK_LABEL, ""),
+                        next(spare) if port.get("name") == GRPC_PORT_NAME else None,
                     )
                 )
     return apps
@@ -145,21 +172,24 @@ def apps_of(pod: dict[str, Any]) -> list[App]:
 
 @dataclass(frozen=True)
 class ReadinessCheck:
-    """One container's readinessProbe as the bed asks it: an HTTP GET (2xx or 3xx passes) or a TCP
-    connect, on a port of the pod."""
+    """One container's readinessProbe as the bed asks it, on a port of the pod: an HTTP GET (2xx or 3xx
+    passes), a TCP connect, or a gRPC health check (grpc.health.v1 Check of `service`; SERVING passes)."""
 
     port: int
-    path: str | None
-    """The httpGet path; None for a tcpSocket probe."""
+    path: str | None = None
+    """The httpGet path; None for a tcpSocket or grpc probe."""
+    grpc_service: str | None = None
+    """The grpc probe's service ("" when the probe names none: the server as a whole); None otherwise."""
 
 
 def readiness_checks(pod: dict[str, Any]) -> list[ReadinessCheck]:
-    """The httpGet and tcpSocket readiness probes of a pod's containers, their ports resolved (a name to the
-    container's port of that name); exec and gRPC probes are not asked (nothing here can run them)."""
+    """The httpGet, tcpSocket and grpc readiness probes of a pod's containers, their ports resolved (a name
+    to the container's port of that name; a grpc probe's port is a number in the API); exec probes are not
+    asked (nothing here can run them)."""
     checks = []
     for container in (pod.get("spec") or {}).get("containers") or []:
         probe = container.get("readinessProbe") or {}
-        action = probe.get("httpGet") or probe.get("tcpSocket")
+        action = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc")
         if not action:
             continue
         port = action.get("port")
@@ -168,6 +198,10 @@ def readiness_checks(pod: dict[str, Any]) -> list[ReadinessCheck]:
             if not named:
                 continue  # a kubelet would fail it; kwok's readiness stays the LISTENING gate's
             port = named[0]
-        path = str(probe["httpGet"].get("path") or "/") if "httpGet" in probe else None
-        checks.append(ReadinessCheck(int(port), path))
+        if "httpGet" in probe:
+            checks.append(ReadinessCheck(int(port), path=str(probe["httpGet"].get("path") or "/")))
+        elif "tcpSocket" in probe:
+            checks.append(ReadinessCheck(int(port)))
+        else:
+            checks.append(ReadinessCheck(int(port), grpc_service=str(probe["grpc"].get("service") or "")))
     return checks

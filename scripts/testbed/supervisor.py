@@ -8,8 +8,9 @@ the envoy Deployments and Services Envoy Gateway manages and every pod, and reco
   and Envoy started with the Deployment's bootstrap (`envoy`); it changes (args or address): recreated; it
   goes away: Envoy stopped and the namespace removed;
 - a pod of a release starts (kwok gives it an IP, unready: `stages`): podinfo started on its IP and container
-  port in the apps namespace (`apps`); once every process of the pod accepts connections and the pod's own
-  readiness probes pass (`probe_passes`), the pod's `apps.LISTENING` annotation is set and kwok makes it
+  port in the apps namespace (`apps`; a port named `grpc` gets podinfo's gRPC server); once every process
+  of the pod accepts connections and the pod's own readiness probes pass (`probe_passes`: httpGet,
+  tcpSocket and grpc), the pod's `apps.LISTENING` annotation is set and kwok makes it
   Ready; the pod goes away: its process is stopped;
 - a process that exits is started again (with a back-off), and said so in the log.
 
@@ -119,7 +120,15 @@ def listens(ip: str, port: int) -> bool:
 
 def probe_passes(ip: str, check: apps.ReadinessCheck) -> bool:
     """Whether one readiness check of a pod passes on its address, as a kubelet's prober decides: an HTTP
-    status from 200 to 399, or a TCP connection accepted (1 s each, as the probe's default timeout)."""
+    status from 200 to 399, a TCP connection accepted, or a gRPC health check answering SERVING (the
+    kubelet's grpc probe: grpc.health.v1 Check over plaintext HTTP/2; 1 s each, as the probe's default
+    timeout)."""
+    if check.grpc_service is not None:
+        from canary.ops.verify import grpc_versions
+
+        address = f"ipv6:[{ip}]:{check.port}" if ":" in ip else f"ipv4:{ip}:{check.port}"
+        status = grpc_versions.health(address, check.grpc_service, 1.0, "kube-probe/gateway-canary-bed")
+        return status == grpc_versions.SERVING
     if check.path is None:
         return listens(ip, check.port)
     import http.client
@@ -310,7 +319,8 @@ class Supervisor:
             proc.start()
             self.pods[key] = (app, metrics, proc)
             hooks = f" hooks {','.join(app.hooks)}" if app.hooks else ""
-            log(f"pod {app.namespace}/{app.pod}: podinfo {app.version} on {app.ip}:{app.port}{hooks}")
+            grpc = f" (gRPC; HTTP on {app.http_port})" if app.grpc else ""
+            log(f"pod {app.namespace}/{app.pod}: podinfo {app.version} on {app.ip}:{app.port}{grpc}{hooks}")
         for app, metrics, proc in gone:
             if proc.popen is not None and proc.popen.poll() is None:
                 proc.popen.terminate()

@@ -8,9 +8,10 @@ watchdog shuts the socket down when a slow server drips its answer), and no requ
 `time_limit`; requests left then are reported as not sent, never silently dropped.
 
 `TrafficCounter` tallies results (per version, per failure kind, latencies) for anything that judges
-traffic: `canary verify` today, metric gates and tests later. `Stream` sends the same requests in the
-background while something else happens (a weight change), each one stamped with the monotonic time it
-started, paced to at most `rate` per second and bounded like `send` (count and time), until stopped.
+traffic: `canary verify` today, metric gates and tests later; gRPC calls too (`Outcome`). `Stream` sends the
+same requests in the background while something else happens (a weight change), each one stamped with the
+monotonic time it started, paced to at most `rate` per second and bounded like `send` (count and time),
+until stopped; `Paced` is that pacing for any call (the gRPC stream of `grpc_versions` uses it).
 
 Network safety: load goes only to loopback, or to an address the local test bed routes into a network
 namespace of the project's own, which `scripts/testbed/netcheck.py` of the checkout decides (`ip route get`,
@@ -32,9 +33,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from canary.ops.errors import TrafficProblem
@@ -355,6 +357,23 @@ class Tally:
         return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
+class Outcome(Protocol):
+    """What a tally reads of one request or call: an HTTP `Result` here, a gRPC call
+    (canary.ops.verify.grpc_versions) too."""
+
+    @property
+    def latency(self) -> float: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def failure(self) -> str | None: ...
+
+
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
 class TrafficCounter:
     """A thread-safe running tally of results, for load that runs while something else happens (a weight
     change, a metric gate) as much as for one `send`."""
@@ -367,7 +386,7 @@ class TrafficCounter:
         self._failures: dict[str, int] = {}
         self._latencies: list[float] = []
 
-    def add(self, result: Result) -> None:
+    def add(self, result: Outcome) -> None:
         with self._lock:
             self._sent += 1
             self._latencies.append(result.latency)
@@ -379,7 +398,7 @@ class TrafficCounter:
             else:
                 self._by_version[result.version] = self._by_version.get(result.version, 0) + 1
 
-    def extend(self, results: list[Result]) -> TrafficCounter:
+    def extend(self, results: list[OutcomeT]) -> TrafficCounter:
         for result in results:
             self.add(result)
         return self
@@ -396,66 +415,75 @@ class TrafficCounter:
 
 
 @dataclass(frozen=True)
-class Stamped:
-    """One request of a `Stream`: `sent` is time.monotonic() when it started; its latency ends it."""
+class Stamped(Generic[OutcomeT]):
+    """One request of a `Stream` (or call of another `Paced` load): `sent` is time.monotonic() when it
+    started; its latency ends it."""
 
     sent: float
-    result: Result
+    result: OutcomeT
 
     @property
     def answered(self) -> float:
         return self.sent + self.result.latency
 
 
-class Stream:
-    """`load` sent in the background, each request stamped: `load.concurrency` threads send GETs as `send`
-    does (`request_once`), at most `rate` requests per second in all (None: as fast as they go), until
-    `stop()`, `load.requests` requests or `load.time_limit` seconds after `start()`, whichever comes first.
+class Paced(Generic[OutcomeT]):
+    """`call(index, budget)` run in the background, each call stamped: `concurrency` threads, at most `rate`
+    calls per second in all (None: as fast as they go), until `stop()`, `calls` calls or `time_limit`
+    seconds after `start()`, whichever comes first; `timeout` bounds each call. `Stream` is this for HTTP
+    GETs; the gRPC stream (canary.ops.verify.grpc_versions) for gRPC calls."""
 
-        with Stream(load, rate=200) as stream:
-            ...                      # change the route
-            seen = stream.snapshot() # what answered so far, in start order
-        seen = stream.stamped()      # everything, once stopped
-    """
-
-    def __init__(self, load: Load, rate: float | None = None) -> None:
+    def __init__(
+        self,
+        call: Callable[[int, float], OutcomeT],
+        *,
+        calls: int,
+        concurrency: int,
+        timeout: float,
+        time_limit: float,
+        rate: float | None = None,
+    ) -> None:
         if rate is not None and not 0 < rate <= 10_000:
             raise TrafficProblem(f"rate must be above 0 and at most 10000 per second, not {rate}")
-        self.load = load
         self.rate = rate
+        self._call = call
+        self._calls = calls
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._time_limit = time_limit
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._done: list[Stamped] = []
+        self._done: list[Stamped[OutcomeT]] = []
         self._threads: list[threading.Thread] = []
         self._next_index = 0
         self._next_slot = 0.0
         self._deadline = 0.0
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Paced[OutcomeT]:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> Stream:
+    def start(self) -> Paced[OutcomeT]:
         if self._threads:
             raise RuntimeError("a Stream starts once")
         now = time.monotonic()
-        self._deadline = now + self.load.time_limit
+        self._deadline = now + self._time_limit
         self._next_slot = now
         self._threads = [
             threading.Thread(target=self._worker, name=f"stream-{i}", daemon=True)
-            for i in range(min(self.load.concurrency, self.load.requests))
+            for i in range(min(self._concurrency, self._calls))
         ]
         for thread in self._threads:
             thread.start()
         return self
 
     def _claim(self) -> tuple[int, float] | None:
-        """The next request's index and the monotonic time it may start; None when the stream is over."""
+        """The next call's index and the monotonic time it may start; None when the stream is over."""
         with self._lock:
             now = time.monotonic()
-            if self._stop.is_set() or self._next_index >= self.load.requests or now >= self._deadline:
+            if self._stop.is_set() or self._next_index >= self._calls or now >= self._deadline:
                 return None
             index = self._next_index
             self._next_index += 1
@@ -473,22 +501,52 @@ class Stream:
             sent = time.monotonic()
             if sent >= self._deadline:
                 return
-            result = request_once(self.load, index, min(self.load.timeout, self._deadline - sent))
+            result = self._call(index, min(self._timeout, self._deadline - sent))
             with self._lock:
                 self._done.append(Stamped(sent, result))
 
-    def snapshot(self) -> list[Stamped]:
-        """The requests answered (or failed) so far, in the order they started."""
+    def snapshot(self) -> list[Stamped[OutcomeT]]:
+        """The calls answered (or failed) so far, in the order they started."""
         with self._lock:
             return sorted(self._done, key=lambda s: s.sent)
 
-    def stop(self) -> list[Stamped]:
-        """No new request starts; waits for those in flight (each within `load.timeout`); returns them all."""
+    def stop(self) -> list[Stamped[OutcomeT]]:
+        """No new call starts; waits for those in flight (each within `timeout`); returns them all."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=self.load.timeout + 5)
+            thread.join(timeout=self._timeout + 5)
         return self.snapshot()
 
     @property
     def running(self) -> bool:
         return any(thread.is_alive() for thread in self._threads)
+
+
+class Stream(Paced[Result]):
+    """`load` sent in the background, each request stamped: `load.concurrency` threads send GETs as `send`
+    does (`request_once`), at most `rate` requests per second in all (None: as fast as they go), until
+    `stop()`, `load.requests` requests or `load.time_limit` seconds after `start()`, whichever comes first.
+
+        with Stream(load, rate=200) as stream:
+            ...                      # change the route
+            seen = stream.snapshot() # what answered so far, in start order
+        seen = stream.stamped()      # everything, once stopped
+    """
+
+    def __init__(self, load: Load, rate: float | None = None) -> None:
+        super().__init__(
+            lambda index, budget: request_once(load, index, budget),
+            calls=load.requests,
+            concurrency=load.concurrency,
+            timeout=load.timeout,
+            time_limit=load.time_limit,
+            rate=rate,
+        )
+        self.load = load
+
+    def __enter__(self) -> Stream:
+        return self.start()
+
+    def start(self) -> Stream:
+        super().start()
+        return self
