@@ -23,6 +23,7 @@ from canary.cli.output import (
     verify_json,
     verify_lines,
 )
+from canary.gateway_api import ROUTE_KIND
 from canary.ops.core import plan
 from canary.ops.core.plan import Change, PreviewReport
 from canary.ops.core.state import RolloutState
@@ -345,7 +346,9 @@ def cmd_preview(release: Release, args: argparse.Namespace, printer: Printer) ->
 
 def cmd_verify(release: Release, args: argparse.Namespace, printer: Printer) -> int:
     options = verify_options(args)
-    results = verify_flow.verify(verify_flow.stack_outputs(release.stack), release.live, options)
+    deployed = release.stack_state().deployed
+    kind = deployed.route_kind if deployed is not None else ROUTE_KIND
+    results = verify_flow.verify(verify_flow.stack_outputs(release.stack), release.live, options, kind)
     for index, result in enumerate(results):
         if index:
             printer.say()

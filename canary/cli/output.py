@@ -200,9 +200,9 @@ def preview_lines(report: PreviewReport) -> list[str]:
 
 def verify_lines(result: Verification) -> list[str]:
     """The `canary verify` report: target, intent, what was sent, one line per version, the verdict."""
-    verdict, tally, run = result.verdict, result.tally, result.run
+    verdict, tally, sent = result.verdict, result.tally, result.sent
     host = f", Host: {result.host}" if result.host else ""
-    headers = "".join(f", {name}: {value}" for name, value in run.load.headers.items())
+    headers = "".join(f", {name}: {value}" for name, value in sent.headers.items())
     p50, p99 = tally.latency_quantile(0.5), tally.latency_quantile(0.99)
     latency = (
         "" if p50 is None or p99 is None else f"; latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
@@ -211,11 +211,11 @@ def verify_lines(result: Verification) -> list[str]:
     gateway = [] if result.gateway is None else [f"gateway      {result.gateway}"]
     lines = [
         *gateway,
-        f"target       {result.target.url}{host}{headers} ({result.target.checked})",
+        f"target       {sent.url}{host}{headers} ({sent.checked})",
         f"intent       live route {result.route_where}, generation {result.route.generation}: "
         f"{result.intent.reason}",
-        f"sent         {len(run.results)} of {run.load.requests} requests in {run.seconds:.1f}s, "
-        f"{run.load.concurrency} at a time; {tally.failed} failed{latency}",
+        f"sent         {len(sent.results)} of {sent.requests} requests in {sent.seconds:.1f}s, "
+        f"{sent.concurrency} at a time; {tally.failed} failed{latency}",
         f"{'version':<14} {'track':<7} {'count':>6} {'share':>8}  {'intended':>8}  {level} interval",
     ]
     for row in verdict.rows:
@@ -244,22 +244,22 @@ def verify_lines(result: Verification) -> list[str]:
 
 
 def verify_json(result: Verification) -> dict[str, Any]:
-    tally, run = result.tally, result.run
+    tally, sent = result.tally, result.sent
     p50, p99 = tally.latency_quantile(0.5), tally.latency_quantile(0.99)
     return {
         **verdict_json(result.verdict),
         "gateway": result.gateway,
-        "target": {"url": result.target.url, "host": result.host, "checked": result.target.checked},
-        "headers": dict(run.load.headers),
+        "target": {"url": sent.url, "host": result.host, "checked": sent.checked},
+        "headers": dict(sent.headers),
         "route": {
             "name": result.route_where,
             "generation": result.route.generation,
             "stableWeight": result.route.stable_weight,
             "canaryWeight": result.route.canary_weight,
         },
-        "requests": run.load.requests,
-        "sent": len(run.results),
-        "seconds": round(run.seconds, 3),
+        "requests": sent.requests,
+        "sent": len(sent.results),
+        "seconds": round(sent.seconds, 3),
         "failures": tally.failures,
         "withoutVersion": tally.without_version,
         "latencySeconds": {"p50": p50, "p99": p99},

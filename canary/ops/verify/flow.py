@@ -10,14 +10,14 @@ again after the load; if it changed meanwhile the run does not pass.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from pulumi import automation as auto
 
-from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
+from canary.gateway_api import GATEWAY_RESOURCE, GRPC_ROUTE_KIND, ROUTE_KIND, ROUTE_RESOURCES
 from canary.names import Track
 from canary.ops.core.state import output_percent
 from canary.ops.errors import PulumiFailed, Refused, TrafficProblem
@@ -32,7 +32,7 @@ from canary.ops.verify.split import (
     judge,
     versions_by_track,
 )
-from canary.ops.verify.traffic import Load, Run, Tally, Target, TrafficCounter, send, target
+from canary.ops.verify.traffic import Load, Outcome, Tally, TrafficCounter, send, target
 from canary.route_state import RouteState, route_state
 from canary.weights import show_percent
 
@@ -66,10 +66,28 @@ class VerifyOptions:
 
 
 @dataclass(frozen=True)
-class Verification:
-    """One `canary verify`: where it sent, what the route intended, what came back, the verdict."""
+class Sent:
+    """What one run sent, over HTTP or gRPC: where (checked by the network guard), how, and what came back
+    (traffic.Result or grpc_versions.Call per request, tallied alike by traffic.TrafficCounter)."""
 
-    target: Target
+    url: str
+    """http://address/path, or grpc://address/version.VersionService/Version."""
+    checked: str
+    """Why the network guard let it go there."""
+    requests: int
+    concurrency: int
+    headers: Mapping[str, str]
+    """HTTP headers, or gRPC metadata, sent with every request."""
+    results: tuple[Outcome, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One `canary verify` through one Gateway: where it sent, what the route intended, what came back, the
+    verdict."""
+
+    sent: Sent
     host: str | None
     gateway: str | None
     """The parent Gateway (`namespace/name`) the requests went through; None with --url."""
@@ -77,7 +95,6 @@ class Verification:
     route: RouteState
     versions: dict[str, Track]
     intent: Intent
-    run: Run
     tally: Tally
     verdict: Verdict
 
@@ -90,10 +107,13 @@ def stack_outputs(stack: auto.Stack) -> dict[str, Any]:
         raise PulumiFailed("pulumi stack output", str(err)) from err
 
 
-def gateway_urls(live: Getter, route: Manifest, namespace: str, options: VerifyOptions) -> dict[str, str]:
-    """`namespace/name` -> http://<status.addresses[0].value>[:port]<path> for each Gateway the live route
-    attaches to (spec.parentRefs, a ref's namespace defaulting to the route's), or the one --gateway names."""
-    urls: dict[str, str] = {}
+def gateway_addresses(
+    live: Getter, route: Manifest, namespace: str, options: VerifyOptions
+) -> dict[str, str]:
+    """`namespace/name` -> `address[:port]` (status.addresses[0].value and the first HTTP listener's port)
+    for each Gateway the live route attaches to (spec.parentRefs, a ref's namespace defaulting to the
+    route's), or the one --gateway names."""
+    found: dict[str, str] = {}
     for ref in (route.get("spec") or {}).get("parentRefs") or []:
         if ref.get("kind", "Gateway") != "Gateway":
             continue
@@ -108,13 +128,13 @@ def gateway_urls(live: Getter, route: Manifest, namespace: str, options: VerifyO
         except ValueError as err:
             raise Refused(str(err)) from None
         host = f"[{address}]" if ":" in address else address
-        urls[where] = f"http://{host}{'' if port == 80 else f':{port}'}{options.path}"
-    if not urls:
+        found[where] = f"{host}:{port}"
+    if not found:
         named = "" if options.gateway is None else f" named {options.gateway!r}"
         raise Refused(
             f"the live route attaches to no Gateway{named}: pass --url, or --gateway with one of its parents"
         )
-    return urls
+    return found
 
 
 def route_host(route: Manifest) -> str | None:
@@ -128,10 +148,13 @@ def route_host(route: Manifest) -> str | None:
     return first
 
 
-def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> list[Verification]:
+def verify(
+    outputs: Mapping[str, Any], live: Getter, options: VerifyOptions, kind: str = ROUTE_KIND
+) -> list[Verification]:
     """Read the target(s) and the intent, send the load through each Gateway of the route (or --url), judge
-    each. Raises Refused / TrafficProblem when there is nothing to verify or a target is unsafe or silent,
-    before anything is sent."""
+    each. `kind` is the route's (the state's): an HTTPRoute's are GET requests of --path, a GRPCRoute's
+    podinfo's Version rpc. Raises Refused / TrafficProblem when there is nothing to verify or a target is
+    unsafe or silent, before anything is sent."""
     if "phase" not in outputs:
         raise Refused("the stack has no outputs (never deployed): run `pulumi up` first")
     namespace, app = str(outputs["namespace"]), str(outputs["routeName"])
@@ -142,50 +165,113 @@ def verify(outputs: Mapping[str, Any], live: Getter, options: VerifyOptions) -> 
     except ValueError as err:
         raise Refused(str(err)) from None
     where = f"{namespace}/{app}"
-    manifest = live.get(ROUTE_RESOURCE, app, namespace)
+    resource = ROUTE_RESOURCES[kind]
+    manifest = live.get(resource, app, namespace)
     if manifest is None:
         raise Refused(f"live route {where} not found")
-    urls: dict[str | None, str] = {None: options.url} if options.url else {}
+    grpc = kind == GRPC_ROUTE_KIND
+    addresses: dict[str | None, str] = {None: options.url} if options.url else {}
     if not options.url:
-        urls.update(gateway_urls(live, manifest, namespace, options))
-    aims = {gateway: target(url, allow_any_target=options.allow_any_target) for gateway, url in urls.items()}
+        addresses.update(gateway_addresses(live, manifest, namespace, options))
+    senders = {
+        gateway: (_grpc_sender if grpc else _http_sender)(address, options, gateway is None)
+        for gateway, address in addresses.items()
+    }
     host = options.host or route_host(manifest)
-    return [
-        _verify_through(gateway, aim, host, where, manifest, versions, outputs, live, options)
-        for gateway, aim in aims.items()
-    ]
+    verifications = []
+    for gateway, send_now in senders.items():
+        before = route_state(manifest, app)
+        sent = send_now(host)
+        verifications.append(_judged(gateway, sent, host, where, before, versions, outputs, options))
+        after_manifest = live.get(resource, app, namespace)
+        verifications[-1] = _unchanged(verifications[-1], after_manifest, app)
+    return verifications
 
 
-def _verify_through(
+Sender = Callable[[str | None], Sent]
+
+
+def _http_sender(address: str, options: VerifyOptions, whole_url: bool) -> Sender:
+    """GET requests of --path at a Gateway's address (or of --url, `whole_url`); the guard runs now."""
+    aim = target(
+        address if whole_url else f"http://{address}{options.path}", allow_any_target=options.allow_any_target
+    )
+
+    def send_now(host: str | None) -> Sent:
+        load = Load(
+            aim,
+            options.requests,
+            concurrency=options.concurrency,
+            timeout=options.timeout,
+            time_limit=options.time_limit,
+            headers=dict(options.headers),
+            host=host,
+            version_field=options.version_field,
+        )
+        run = send(load)
+        return Sent(
+            aim.url,
+            aim.checked,
+            load.requests,
+            load.concurrency,
+            load.headers,
+            tuple(run.results),
+            run.seconds,
+        )
+
+    return send_now
+
+
+def _grpc_sender(address: str, options: VerifyOptions, whole_url: bool) -> Sender:
+    """podinfo's Version rpc at a Gateway's address (or --url's `host:port`), --header as metadata; the
+    guard runs now."""
+    from canary.ops.verify import grpc_versions  # grpcio only where a gRPC release is verified
+
+    aim = grpc_versions.grpc_target(
+        address.removeprefix("grpc://") if whole_url else address, allow_any_target=options.allow_any_target
+    )
+
+    def send_now(host: str | None) -> Sent:
+        calls = grpc_versions.Calls(
+            aim,
+            options.requests,
+            concurrency=options.concurrency,
+            timeout=options.timeout,
+            time_limit=options.time_limit,
+            metadata={name.lower(): value for name, value in options.headers.items()},
+            authority=host,
+        )
+        run = grpc_versions.count_versions(calls)
+        url = f"grpc://{aim.address}{grpc_versions.VERSION_METHOD}"
+        return Sent(
+            url,
+            aim.checked,
+            calls.requests,
+            calls.concurrency,
+            calls.metadata,
+            tuple(run.results),
+            run.seconds,
+        )
+
+    return send_now
+
+
+def _judged(
     gateway: str | None,
-    aim: Target,
+    sent: Sent,
     host: str | None,
     where: str,
-    manifest: Manifest,
+    before: RouteState,
     versions: dict[str, Track],
     outputs: Mapping[str, Any],
-    live: Getter,
     options: VerifyOptions,
 ) -> Verification:
-    """One run of the load at one target, judged against the live route read before and after it."""
-    namespace, app = where.split("/", 1)
-    before = route_state(manifest, app)
+    """The verdict on what one run sent, against the live route read before it and the stack's weight."""
     intent = intent_of(before, options.headers)
-    load = Load(
-        aim,
-        options.requests,
-        concurrency=options.concurrency,
-        timeout=options.timeout,
-        time_limit=options.time_limit,
-        headers=dict(options.headers),
-        host=host,
-        version_field=options.version_field,
-    )
-    run = send(load)
-    tally = TrafficCounter().extend(run.results).tally()
+    tally = TrafficCounter().extend(list(sent.results)).tally()
     if tally.ok and not tally.by_version:
         raise TrafficProblem(
-            f"none of the {tally.ok} answers from {aim.url} named a version in a JSON field "
+            f"none of the {tally.ok} answers from {sent.url} named a version in a JSON field "
             f"{options.version_field!r}: the app must report its version there (podinfo's /version does), "
             "or pass --version-field (and --path for a path a split rule of the route matches)"
         )
@@ -193,8 +279,8 @@ def _verify_through(
         tally.by_version,
         versions,
         intent,
-        sent=len(run.results),
-        wanted=load.requests,
+        sent=len(sent.results),
+        wanted=sent.requests,
         failures=tally.failures,
         without_version=tally.without_version,
         confidence=options.confidence,
@@ -207,10 +293,18 @@ def _verify_through(
             "drift, `pulumi up --refresh` restores the stack's split)"
         )
         verdict = dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
-    after_manifest = live.get(ROUTE_RESOURCE, app, namespace)
+    return Verification(sent, host, gateway, where, before, versions, intent, tally, verdict)
+
+
+def _unchanged(verification: Verification, after_manifest: Manifest | None, app: str) -> Verification:
+    """The verification, failed if the live route changed (or went) while the load ran."""
+    before = verification.route
     after = None if after_manifest is None else route_state(after_manifest, app)
-    if after is None or after.generation != before.generation:
-        changed = "was deleted" if after is None else f"generation {before.generation} -> {after.generation}"
-        reason = f"the live route changed during the run ({changed}): measured against a moving target"
-        verdict = dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
-    return Verification(aim, host, gateway, where, before, versions, intent, run, tally, verdict)
+    if after is not None and after.generation == before.generation:
+        return verification
+    changed = "was deleted" if after is None else f"generation {before.generation} -> {after.generation}"
+    reason = f"the live route changed during the run ({changed}): measured against a moving target"
+    verdict = verification.verdict
+    return dataclasses.replace(
+        verification, verdict=dataclasses.replace(verdict, ok=False, reasons=[*verdict.reasons, reason])
+    )

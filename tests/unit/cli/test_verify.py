@@ -1,6 +1,7 @@
 """`canary verify` through the CLI's error boundary: a fake stack and apiserver, real requests to a real
 HTTP server on 127.0.0.1 (tests/unit/podinfo_server.py). The verdict, the report, exit codes, bad input."""
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -10,9 +11,14 @@ from typing import Any
 import pytest
 
 from canary.cli import main as cli
-from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
+from canary.gateway_api import GATEWAY_RESOURCE, GRPC_ROUTE_KIND, ROUTE_RESOURCE, ROUTE_RESOURCES
+from canary.ops.core.state import StackState, deployed_from_outputs
 from canary.ops.pulumi.stack import Release
+from tests.unit.ops.verify.test_grpc_versions import server
 from tests.unit.podinfo_server import Podinfo, podinfo
+
+GRPC_ROUTE_RESOURCE = ROUTE_RESOURCES[GRPC_ROUTE_KIND]
+__all__ = ["server"]  # a real grpcio server on loopback (the gRPC client's own tests)
 
 STABLE, CANARY = "ghcr.io/stefanprodan/podinfo:6.7.0", "ghcr.io/stefanprodan/podinfo:6.7.1"
 
@@ -67,10 +73,19 @@ class FakeStack:
 class FakeRelease:
     name = "dev"
     project = "gateway-canary"
+    kind = "HTTPRoute"
+    """The route's kind in the (fake) state."""
 
     def __init__(self, outputs: dict[str, Any], live: FakeLive) -> None:
         self.stack = FakeStack(outputs)
         self.live = live
+
+    def stack_state(self) -> StackState:
+        """The route's kind is the state's (an HTTPRoute here unless a test says otherwise)."""
+        deployed = deployed_from_outputs(dict(self.stack._outputs))
+        if deployed is not None:
+            deployed = dataclasses.replace(deployed, route_kind=self.kind)
+        return StackState(deployed, "urn:route", None)
 
 
 OUTPUTS = {
@@ -292,3 +307,24 @@ def test_never_deployed(cluster) -> None:
     outputs.clear()
     got, _, err = run(["verify", "--cwd", str(Path("."))])
     assert got == 1 and "never deployed" in err
+
+
+def test_a_grpc_release_is_verified_with_real_version_calls(
+    cluster, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release whose state holds a GRPCRoute: podinfo's Version rpc over grpcio (a real server on
+    loopback that answers "b" to calls with x-canary metadata, "a" otherwise), judged like HTTP answers."""
+    live, outputs = cluster
+    live.objects[(GRPC_ROUTE_RESOURCE, "web", "gc-web")] = http_route(100, 0)
+    outputs.update(stableImage="registry.example/web:a", canaryImage="registry.example/web:b", canaryWeight=0)
+    monkeypatch.setattr(FakeRelease, "kind", GRPC_ROUTE_KIND)
+    code, out, _ = run(["verify", "-n", "20", "--url", server])
+    assert code == 0, out
+    assert out.splitlines()[0] == (
+        f"target       grpc://{server}/version.VersionService/Version, Host: app.example.com "
+        "(127.0.0.1: loopback)"
+    )
+    code, out, _ = run(["verify", "-n", "10", "--url", server, "--header", "x-canary: true", "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["headers"] == {"x-canary": "true"}, out
+    assert [(row["version"], row["count"]) for row in report["versions"]] == [("a", 0), ("b", 10)]
