@@ -198,7 +198,17 @@ def route_accepted(kube: Kube, namespace: str) -> bool:
 def gateway(kube: Kube, namespace: str) -> GrpcTarget:
     """The Gateway's address, port 80, once programmed, routed into the bed (netcheck) and serving both
     versions over gRPC."""
-    address = programmed_address(kube, namespace, "grpc-gateway")
+    where = gateway_target(kube, namespace, "grpc-gateway")
+    for name in ("grpc-stable", "grpc-canary"):
+        wait_for(lambda n=name: available(kube, n, namespace), timeout=90, what=f"{name} Available")
+    wait_for(lambda: route_accepted(kube, namespace), timeout=60, what="the GRPCRoute Accepted")
+    settle(where, {STABLE_VERSION, CANARY_VERSION})
+    return where
+
+
+def gateway_target(kube: Kube, namespace: str, name: str) -> GrpcTarget:
+    """Gateway `name`'s address, port 80, once programmed and routed into the bed (netcheck)."""
+    address = programmed_address(kube, namespace, name)
     refused: list[str] = []
 
     def routed() -> GrpcTarget | None:
@@ -211,10 +221,6 @@ def gateway(kube: Kube, namespace: str) -> GrpcTarget:
     wait_for(routed, timeout=60, what=f"the bed's route to {address} (netcheck: {refused})")
     where = grpc_target(f"{address}:80")
     assert "into gcbed-gw-" in where.checked, where.checked
-    for name in ("grpc-stable", "grpc-canary"):
-        wait_for(lambda n=name: available(kube, n, namespace), timeout=90, what=f"{name} Available")
-    wait_for(lambda: route_accepted(kube, namespace), timeout=60, what="the GRPCRoute Accepted")
-    settle(where, {STABLE_VERSION, CANARY_VERSION})
     return where
 
 

@@ -4,6 +4,7 @@ Stand-ins for the stack and Prometheus (unit tests only; tests/integration/test_
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -166,3 +167,26 @@ def test_prometheus_unreachable_refuses_before_anything(monkeypatch: pytest.Monk
     with pytest.raises(Refused):
         go(fake)
     assert fake.steps == [] and fake.rollbacks == []
+
+
+def test_a_grpc_release_is_refused_with_what_the_gates_cannot_read() -> None:
+    """podinfo's gRPC server exports no request metrics: the gated commands say so, before anything runs."""
+    from canary.ops.core.state import Deployed as StateDeployed
+    from canary.ops.core.state import StackState
+
+    class GrpcRelease:
+        name = "dev"
+
+        def ops_settings(self) -> Any:
+            raw = project_defaults()
+            analysis = {**json.loads(raw["analysis"]), "prometheusUrl": "http://127.0.0.1:9090"}
+            return parse_ops_settings({**raw, "analysis": json.dumps(analysis)})
+
+        def stack_state(self) -> StackState:
+            deployed = StateDeployed("canary 25%", Decimal(25), "a:1", "a:2", "web", "ns", "GRPCRoute")
+            return StackState(deployed, "urn:route", None)
+
+    with pytest.raises(Refused) as refused:
+        gated.gate_of(GrpcRelease())  # type: ignore[arg-type]
+    assert str(refused.value) == gated.GRPC_UNREADABLE
+    assert "podinfo's gRPC server does not export" in str(refused.value)
