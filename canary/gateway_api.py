@@ -18,6 +18,8 @@ ROUTE_PLURAL = "httproutes"
 """The HTTPRoute's resource in REST paths (/apis/<API_VERSION>/namespaces/<ns>/httproutes/<name>)."""
 GATEWAY_RESOURCE = "gateway.gateway.networking.k8s.io"
 """The Gateway's resource name for `kubectl get`."""
+GATEWAY_CLASS_RESOURCE = "gatewayclass.gateway.networking.k8s.io"
+"""The GatewayClass's resource name for `kubectl get` (cluster-scoped)."""
 
 ROUTE_TYPE = f"kubernetes:{API_VERSION}:{ROUTE_KIND}"
 """Type token of the HTTPRoute in stack state (a CustomResource of that apiVersion and kind)."""

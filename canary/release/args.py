@@ -100,6 +100,10 @@ class CanaryReleaseArgs(TypedDict):
     wait_for_gateway: NotRequired[bool]
     """Wait for the gateway controller to accept the route's current generation (and an owned Gateway to be
     Programmed), up to rolloutTimeout; false for a GatewayClass whose controller writes no status."""
+    gateway_features: NotRequired[str]
+    """"check": refuse, before anything is sent, a release that needs a Gateway API feature a GatewayClass of
+    its Gateways does not list in status.supportedFeatures (or lists nothing while the release needs more
+    than Core); "assume": go ahead with a warning when a class lists nothing."""
     tls_cert: NotRequired[pulumi.Input[str]]
     """PEM certificate (chain) for the Secret tlsSecretName, which the release then creates; "" means the
     Secret is managed elsewhere. Pass it as a secret Output."""
@@ -155,6 +159,7 @@ DEFAULTS: dict[str, Any] = {
     "rollout_operator": "",
     "rollout_timeout": 600,
     "wait_for_gateway": True,
+    "gateway_features": "check",
     "tls_cert": "",
     "tls_key": "",
 }

@@ -5,8 +5,9 @@ which objects exist, which depends on which, and what the release reports.
 """
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,14 +16,14 @@ import pulumi_kubernetes as kubernetes
 
 from canary.gateway_api import API_VERSION, GATEWAY_KIND, ROUTE_KINDS, ROUTE_RESOURCES
 from canary.names import Track
-from canary.release import live
+from canary.release import features, live
 from canary.release.args import CanaryReleaseArgs, split_inputs
 from canary.release.capacity import scale_downs
 from canary.release.keys import SECRET_KEYS, config_string
 from canary.release.render import ReleaseManifests, render
 from canary.release.run_error import as_run_error
 from canary.release.settings import ReleaseSettings
-from canary.release.validate import PRESENCE_KEYS, parse_config
+from canary.release.validate import PRESENCE_KEYS, ConfigError, parse_config
 from canary.release.workload import Manifest, tracks
 from canary.route_state import RouteState, route_state
 from canary.weights import percent_number
@@ -136,13 +137,18 @@ class CanaryRelease(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         read_live_route: bool = True,
+        check_gateway_features: bool = True,
     ) -> None:
         """`read_live_route`: read the live route's weight from the cluster of the default Kubernetes
         provider (canary.release.live) to order pod count changes around the route; False (a program whose
         explicit provider reaches another cluster) orders every Deployment before the route, as in a first
-        update."""
+        update. `check_gateway_features`: read the GatewayClasses' supportedFeatures from that cluster and
+        refuse a release needing one they lack (canary.release.features), before anything is registered;
+        False skips the check (another cluster, as above)."""
         settings = resolve_settings(args)
         shape = settings.shape
+        if check_gateway_features:
+            _check_gateway_features(shape)
         self._rendered = _rendered(settings.public)
         with_key_material = _rendered(settings.full)
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -354,14 +360,40 @@ class CanaryRelease(pulumi.ComponentResource):
         )
 
 
+@as_run_error
+def _check_gateway_features(settings: ReleaseSettings) -> None:
+    """Refuse (ConfigError, before anything is registered) a release needing a Gateway API feature that a
+    GatewayClass of its Gateways does not list; log what was assumed or could not be read."""
+    with _provider_kubectl() as args:
+        classes = live.gateway_classes(settings, args, pulumi.log.warn)
+    if classes is None:
+        return
+    verdict = features.judge(features.needs(settings), classes, settings.gateway_features == "assume")
+    for warning in verdict.warnings:
+        pulumi.log.warn(warning)
+    if verdict.problems:
+        raise ConfigError(verdict.problems)
+
+
+@contextlib.contextmanager
+def _provider_kubectl() -> Iterator[list[str]]:
+    """kubectl's arguments for the default provider's cluster (kubernetes:kubeconfig, kubernetes:context),
+    a temporary kubeconfig file removed afterwards."""
+    config = pulumi.Config("kubernetes")
+    args, written = live.provider_args(config.get("kubeconfig"), config.get("context"))
+    try:
+        yield args
+    finally:
+        if written is not None:
+            os.unlink(written)
+
+
 def _scale_downs(settings: ReleaseSettings, read: bool) -> tuple[ReleaseSettings, frozenset[Track]]:
     """The settings with the tracks whose pod count goes down in this update (canary.release.capacity),
     from the weight the live route carries now."""
     previous = None
     if read and settings.autoscaling is None:
-        config = pulumi.Config("kubernetes")
-        args, written = live.provider_args(config.get("kubeconfig"), config.get("context"))
-        try:
+        with _provider_kubectl() as args:
             previous = live.live_canary_percent(
                 settings.app_name,
                 settings.namespace,
@@ -370,9 +402,6 @@ def _scale_downs(settings: ReleaseSettings, read: bool) -> tuple[ReleaseSettings
                 pulumi.log.warn,
                 ROUTE_RESOURCES[ROUTE_KINDS[settings.protocol]],
             )
-        finally:
-            if written is not None:
-                os.unlink(written)
     return settings, scale_downs(settings, previous)
 
 

@@ -39,6 +39,7 @@ RELEASE_KEYS: tuple[str, ...] = (
     "rolloutOperator",
     "rolloutTimeout",
     "waitForGateway",
+    "gatewayFeatures",
     "tlsCert",
     "tlsKey",
 )

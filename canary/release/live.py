@@ -1,5 +1,6 @@
-"""The canary weight the live route carries now, read from the cluster while the program runs (previews
-included), so that the release can order its pod count changes around the route (canary.release.capacity).
+"""What the program reads from the cluster while it runs (previews included): the canary weight the live
+route carries now, so that the release can order its pod count changes around the route
+(canary.release.capacity), and the features its GatewayClasses list (canary.release.features).
 
 Read with `kubectl get` against the cluster the default Kubernetes provider uses: KUBECONFIG (or
 ~/.kube/config), with the stack's `kubernetes:kubeconfig` and `kubernetes:context` when set. The live route
@@ -18,8 +19,11 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
-from canary.gateway_api import ROUTE_RESOURCE
+from canary.gateway_api import GATEWAY_CLASS_RESOURCE, ROUTE_RESOURCE
+from canary.release.features import supported_features
+from canary.release.settings import ReleaseSettings
 from canary.route_state import route_state
 
 READ_TIMEOUT = 20.0
@@ -71,3 +75,50 @@ def live_canary_percent(
             )
         return None
     return route_state(json.loads(proc.stdout), app_name).canary_percent
+
+
+def gateway_classes(
+    settings: ReleaseSettings, kubectl_args: Sequence[str], warn: Warn
+) -> dict[str, frozenset[str] | None] | None:
+    """The GatewayClass of each Gateway the route attaches to, with the features it lists
+    (canary.release.features.supported_features; None when it lists none or does not exist), read from the
+    cluster: the owned Gateway's class is gatewayClassName, another Gateway's is its spec.gatewayClassName.
+    None when the cluster cannot be read (said through `warn`): the check is then skipped."""
+    names: list[str] = []
+    for index, parent in enumerate(settings.parents):
+        if index == 0 and settings.create_gateway:
+            names.append(settings.gateway_class_name)
+            continue
+        gateway = _get(
+            kubectl_args, ["gateway.gateway.networking.k8s.io", parent.name, "-n", parent.namespace]
+        )
+        if isinstance(gateway, str):
+            warn(
+                f"cannot read Gateway {parent.namespace}/{parent.name} ({gateway}): its class's features are "
+                "not checked"
+            )
+            continue
+        if gateway is not None:
+            names.append(str(gateway["spec"]["gatewayClassName"]))
+    listed = _get(kubectl_args, [GATEWAY_CLASS_RESOURCE])
+    if isinstance(listed, str) or listed is None:
+        warn(
+            f"cannot read the GatewayClasses ({listed or 'none served'}): the gateway's features are not "
+            "checked"
+        )
+        return None
+    by_name = {str(item["metadata"]["name"]): item for item in listed.get("items", [])}
+    return {name: supported_features(by_name.get(name, {})) for name in dict.fromkeys(names)}
+
+
+def _get(kubectl_args: Sequence[str], what: list[str]) -> dict[str, Any] | str | None:
+    """`kubectl get <what> -o json`: the object, None when it does not exist, or the error text."""
+    argv = ["kubectl", *kubectl_args, "get", *what, "-o", "json"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=READ_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return str(err)
+    if proc.returncode != 0:
+        return None if "NotFound" in proc.stderr else proc.stderr.strip()
+    found: dict[str, Any] = json.loads(proc.stdout)
+    return found

@@ -134,6 +134,9 @@ class ReleaseSettings:
     wait_for_gateway: bool
     """The route waits for its controller's acceptance of the current generation; an owned Gateway for
     Programmed (pulumi.com/waitFor, see routing.py)."""
+    gateway_features: str
+    """check or assume (canary.release.features): what a GatewayClass that lists no features is taken to
+    support."""
     rollout_operator: str | None
     """ServiceAccount that may move traffic (patch the HTTPRoute) and nothing more; None creates no RBAC."""
     tls_cert: str | None = field(repr=False)

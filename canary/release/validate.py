@@ -27,6 +27,7 @@ from canary.gateway_api import (
 )
 from canary.names import MAX_APP_NAME, object_name
 from canary.names import gateway_name as default_gateway_name
+from canary.release.features import GATEWAY_FEATURE_MODES
 from canary.release.keys import OPS_KEYS, RELEASE_KEYS, SECRET_KEYS
 from canary.release.pod_template import app_container_index, merge, restricted_problems
 from canary.release.route_rules import rule_problems
@@ -251,6 +252,13 @@ def parse_config(
         r.reject("protocol", f"one of {', '.join(map(repr, PROTOCOLS))} (what the app speaks)")
     rollout_timeout = r.integer("rolloutTimeout", 10, 3600, "a number of seconds from 10 to 3600")
     wait_for_gateway = r.boolean("waitForGateway")
+    gateway_features = r.text("gatewayFeatures")
+    if r.ok("gatewayFeatures") and gateway_features not in GATEWAY_FEATURE_MODES:
+        r.reject(
+            "gatewayFeatures",
+            "one of 'check' (refuse what a GatewayClass does not list) and 'assume' (take a class that lists "
+            "nothing at its word)",
+        )
     health_path = r.text("healthPath")
     if r.ok("healthPath") and (not health_path.startswith("/") or re.search(r"\s", health_path)):
         r.reject("healthPath", "an HTTP path starting with '/' and without whitespace, e.g. '/readyz'")
@@ -334,6 +342,7 @@ def parse_config(
         mirror_percent=mirror_percent,
         rollout_timeout=rollout_timeout,
         wait_for_gateway=wait_for_gateway,
+        gateway_features="assume" if gateway_features == "assume" else "check",
         rollout_operator=rollout_operator or None,
         tls_cert=tls_cert or None,
         tls_key=tls_key or None,

@@ -21,10 +21,12 @@ class PulumiMocks:
 
 @pytest.fixture
 def pulumi_mocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[PulumiMocks]:
-    """Pulumi in mock mode for project gateway-canary, stack dev, with empty config; the live route's
-    weight (canary.release.live) is the mocks' `live_percent`, never read from a cluster."""
+    """Pulumi in mock mode for project gateway-canary, stack dev, with empty config; what the program reads
+    from the cluster (canary.release.live) is the mocks': the live route's weight `live_percent`, the
+    GatewayClasses' features `gateway_classes` (None: unreadable, the check skipped), never a cluster."""
     mocks = RecordingMocks()
     monkeypatch.setattr(live, "live_canary_percent", lambda *_: mocks.live_percent)
+    monkeypatch.setattr(live, "gateway_classes", lambda *_: mocks.gateway_classes)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="dev", preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({})

@@ -65,6 +65,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[MockResourceArgs] = []
         self.live_percent: Decimal | None = None
+        self.gateway_classes: dict[str, frozenset[str] | None] | None = None
         """The canary percent the live route carries (canary.release.live; None: no route yet)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:

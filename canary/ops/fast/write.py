@@ -37,7 +37,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
-from canary.gateway_api import API_VERSION, ROUTE_KIND, ROUTE_PLURALS, ROUTE_RESOURCES, ROUTE_TYPES
+from canary.gateway_api import (
+    API_VERSION,
+    GATEWAY_CLASS_RESOURCE,
+    GATEWAY_RESOURCE,
+    ROUTE_KIND,
+    ROUTE_PLURALS,
+    ROUTE_RESOURCES,
+    ROUTE_TYPES,
+)
 from canary.ops.errors import ClusterUnreachable, Refused
 from canary.ops.kube.direct import DirectReader, kubectl_timeout, object_path, reader_over
 from canary.ops.kube.https import REQUEST_TIMEOUT, Conflict, EarlyConnection
@@ -328,6 +336,13 @@ class Rendering(Record):
     stable_full: int | None
     """The stable's full size when its pod count follows traffic (capacity.stable "traffic"), else None:
     then a live weight above 0 means fewer stable pods than a rollback's 100% needs."""
+    features: list[list[str]]
+    """The Gateway API features beyond Core the route needs, as [feature, config key] (release.features)."""
+    gateways: list[list[str]]
+    """The route's Gateways as [name, namespace, class]: the class is gatewayClassName for the owned one,
+    "" for another Gateway (read from the cluster when a feature needs checking)."""
+    assume: bool
+    """gatewayFeatures is 'assume'."""
 
 
 RENDERINGS = "rollback-route"
@@ -375,21 +390,69 @@ def rendered_at_zero(local: LocalStack) -> Rendering:
     key = rendering_key(raw, secure)
     name = f"{local.cwd}/{local.stack}"
     kept = remembered.find(RENDERINGS, name, "key", key)
-    if kept is not None:
-        return Rendering(kept["route"], str(kept["appName"]), raw, secure, kept["stableFull"])
+    if kept is not None and {"features", "gateways", "assume"} <= set(kept):  # older records lack them
+        return Rendering(
+            kept["route"],
+            str(kept["appName"]),
+            raw,
+            secure,
+            kept["stableFull"],
+            kept["features"],
+            kept["gateways"],
+            kept["assume"],
+        )
+    from canary.release.features import CORE, needs
     from canary.release.routing import route_manifest
     from canary.release.validate import parse_config
 
     config = parse_config(raw, deferred=secure)
     route = route_manifest(parse_config({**raw, "canaryWeight": "0"}, deferred=secure))
     stable_full = config.stable_replicas if config.capacity.stable == "traffic" else None
+    wanted = [[need.feature, need.key] for need in needs(config) if need.feature not in CORE]
+    gateways = [
+        [
+            parent.name,
+            parent.namespace,
+            config.gateway_class_name if index == 0 and config.create_gateway else "",
+        ]
+        for index, parent in enumerate(config.parents)
+    ]
+    assume = config.gateway_features == "assume"
     remembered.add(
         RENDERINGS,
         name,
-        {"key": key, "route": route, "appName": config.app_name, "stableFull": stable_full},
+        {
+            "key": key,
+            "route": route,
+            "appName": config.app_name,
+            "stableFull": stable_full,
+            "features": wanted,
+            "gateways": gateways,
+            "assume": assume,
+        },
         RENDERINGS_KEPT,
     )
-    return Rendering(route, config.app_name, raw, secure, stable_full)
+    return Rendering(route, config.app_name, raw, secure, stable_full, wanted, gateways, assume)
+
+
+def feature_problems(rendering: Rendering, reader: LiveReader) -> list[str]:
+    """What the release's GatewayClasses lack of the features beyond Core its route needs (canary.release
+    .features, as the program checks at preview), read only when the route needs any."""
+    if not rendering.features:
+        return []
+    from canary.release.features import Need, judge, supported_features
+
+    classes: dict[str, frozenset[str] | None] = {}
+    for name, namespace, class_name in rendering.gateways:
+        if not class_name:
+            gateway = reader.get(GATEWAY_RESOURCE, name, namespace)
+            if gateway is None:
+                continue
+            class_name = str(gateway["spec"]["gatewayClassName"])
+        gateway_class = reader.get(GATEWAY_CLASS_RESOURCE, class_name)
+        classes[class_name] = supported_features(gateway_class or {})
+    wanted = [Need(feature, key) for feature, key in rendering.features]
+    return [message for _, message in judge(wanted, classes, rendering.assume).problems]
 
 
 def remember_rendering(local: LocalStack) -> None:
@@ -497,6 +560,12 @@ def make_safe(
     if live is None:
         raise Refused(
             f"live route {state.namespace}/{state.name} not found: nothing written; run `pulumi up`"
+        )
+    lacking = feature_problems(rendering, reader)
+    if lacking:
+        raise Refused(
+            "the route asks its gateway for what it does not support, at any weight (nothing written):\n  - "
+            + "\n  - ".join(lacking)
         )
     change = None
     live_percent = route_state(live, rendering.app_name).canary_percent

@@ -7,7 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from canary.gateway_api import API_VERSION, ROUTE_PLURALS, ROUTE_RESOURCES
+from canary.gateway_api import (
+    API_VERSION,
+    GATEWAY_CLASS_RESOURCE,
+    GATEWAY_RESOURCE,
+    ROUTE_PLURALS,
+    ROUTE_RESOURCES,
+)
 from canary.ops.errors import ClusterUnreachable
 from canary.ops.kube.https import ApiClient, EarlyConnection, Unsupported
 from canary.ops.kube.kubectl import LiveReader
@@ -19,17 +25,23 @@ if TYPE_CHECKING:
     Manifest = dict[str, Any]
 
 
-def object_path(api_version: str, plural: str, namespace: str, name: str) -> str:
-    """The REST path of a namespaced object (`group/version`, or `v1` for the core API)."""
+def object_path(api_version: str, plural: str, namespace: str | None, name: str) -> str:
+    """The REST path of an object (`group/version`, or `v1` for the core API), namespaced unless
+    `namespace` is None."""
     prefix = "/apis" if "/" in api_version else "/api"
-    return f"{prefix}/{api_version}/namespaces/{namespace}/{plural}/{name}"
+    scope = "" if namespace is None else f"/namespaces/{namespace}"
+    return f"{prefix}/{api_version}{scope}/{plural}/{name}"
 
 
 RESOURCE_PATHS = {
     **{ROUTE_RESOURCES[kind]: (API_VERSION, plural) for kind, plural in ROUTE_PLURALS.items()},
     "deployment": ("apps/v1", "deployments"),
+    GATEWAY_RESOURCE: (API_VERSION, "gateways"),
+    GATEWAY_CLASS_RESOURCE: (API_VERSION, "gatewayclasses"),
 }
 """The kinds the direct reader serves (LiveReader's kind names -> API group/version and plural)."""
+CLUSTER_SCOPED = frozenset({GATEWAY_CLASS_RESOURCE})
+"""Of those, the kinds without a namespace."""
 
 
 class DirectReader(LiveReader):
@@ -40,7 +52,7 @@ class DirectReader(LiveReader):
         self.client = client
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
-        if kind not in RESOURCE_PATHS or namespace is None:
+        if kind not in RESOURCE_PATHS or (namespace is None) != (kind in CLUSTER_SCOPED):
             return super().get(kind, name, namespace)
         try:
             return self.client.get(object_path(*RESOURCE_PATHS[kind], namespace, name))

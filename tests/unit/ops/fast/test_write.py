@@ -356,3 +356,46 @@ def test_a_stable_following_traffic_is_short_of_a_rollback_s_pods(
     from canary.ops.fast.write import stable_short
 
     assert stable_short(full, Decimal(percent)) == short
+
+
+class ClassReader:
+    """A LiveReader holding GatewayClasses and Gateways; counts what it was asked."""
+
+    def __init__(self, objects: dict[tuple[str, str, str | None], dict[str, Any]]) -> None:
+        self.objects = objects
+        self.asked: list[tuple[str, str, str | None]] = []
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self.asked.append((kind, name, namespace))
+        return self.objects.get((kind, name, namespace))
+
+
+def test_the_fast_rollback_checks_the_gateways_features_as_the_program_does(tmp_path: Path) -> None:
+    """The rendering a rollback writes asks the same features the program checks at preview: a mirror on a
+    class that does not list mirroring (Traefik's list) is refused before anything is written; a route of
+    Core features reads nothing."""
+    from canary.gateway_api import GATEWAY_CLASS_RESOURCE, GATEWAY_RESOURCE
+    from tests.unit.test_features import TRAEFIK
+
+    def rendering(**overrides: Any) -> rollback.Rendering:
+        raw = raw_config(appName="web", namespace="shop", canaryImage=CANARY, **overrides)
+        local = types.SimpleNamespace(raw_config=lambda _: (raw, frozenset()), cwd=tmp_path, stack="dev")
+        return rollback.rendered_at_zero(local)  # type: ignore[arg-type]
+
+    traefik = {"status": {"supportedFeatures": [{"name": name} for name in sorted(TRAEFIK)]}}
+    reader = ClassReader(
+        {
+            (GATEWAY_CLASS_RESOURCE, "traefik", None): traefik,
+            (GATEWAY_RESOURCE, "shared", "infra"): {"spec": {"gatewayClassName": "traefik"}},
+        }
+    )
+    plain = rendering(gatewayClassName="traefik")
+    assert rollback.feature_problems(plain, reader) == [] and reader.asked == []  # type: ignore[arg-type]
+    mirrored = rendering(
+        createGateway=False, parentRefs=[{"name": "shared", "namespace": "infra"}], mirrorPercent="100"
+    )
+    (problem,) = rollback.feature_problems(mirrored, reader)  # type: ignore[arg-type]
+    assert problem.startswith(
+        "mirrorPercent: needs the Gateway API feature HTTPRouteRequestMirror, which GatewayClass 'traefik'"
+    )
+    assert reader.asked == [(GATEWAY_RESOURCE, "shared", "infra"), (GATEWAY_CLASS_RESOURCE, "traefik", None)]
