@@ -193,6 +193,7 @@ def create_release(workdir: Path, env: dict[str, str], variant: str) -> Release:
     else:
         config |= {"canaryImage": CANARY_IMAGE, "canaryReplicas": "1", "canaryWeight": OLD_WEIGHT}
         config["mirrorPercent"] = "100" if variant == "mirror" else "0"
+        config["gatewayFeatures"] = "assume"  # Envoy Gateway v1.9 lists no supportedFeatures
     try:
         stack.set_config(config)
         stack.pulumi("config", "set", "--path", "hostnames[0]", HOST).check()

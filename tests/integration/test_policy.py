@@ -234,6 +234,7 @@ def configure(stack: PulumiStack, **rollout: str) -> None:
         "canaryImage": "",
         "canaryWeight": "0",
         "mirrorPercent": "0",
+        "gatewayFeatures": "check",
         "canaryHeader": "x-canary: true",
         **rollout,
     }
@@ -247,7 +248,11 @@ def configure(stack: PulumiStack, **rollout: str) -> None:
     [
         ({}, ["web-stable"]),
         ({"canaryImage": V2}, ["web-stable", "web-canary"]),
-        ({"canaryImage": V2, "canaryWeight": "25", "mirrorPercent": "5"}, ["web-stable", "web-canary"]),
+        # The no-data-plane class lists no supportedFeatures: mirroring is taken on trust (gatewayFeatures).
+        (
+            {"canaryImage": V2, "canaryWeight": "25", "mirrorPercent": "5", "gatewayFeatures": "assume"},
+            ["web-stable", "web-canary"],
+        ),
     ],
     ids=["stable", "header-only", "25%"],
 )

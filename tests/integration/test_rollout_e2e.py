@@ -229,6 +229,7 @@ def test_mirror_and_sub_percent_weight_round_trip(env: dict[str, str], kube: Kub
             "stableReplicas": "1",
             "canaryWeight": "0.5",
             "mirrorPercent": "10",
+            "gatewayFeatures": "assume",  # the no-data-plane class lists no supportedFeatures
         },
     )
     try:

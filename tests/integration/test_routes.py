@@ -417,7 +417,16 @@ def test_an_existing_stack_plans_no_change_after_the_upgrade(
         for name in ("Pulumi.yaml", "__main__.py"):
             shutil.copy(REPO / name, project / name)
         upgraded = PulumiStack(project, stack.name, env)
+        # Today's program checks the GatewayClass's features: this class lists none, so the mirror the stack
+        # already runs is refused until the user takes it on trust; nothing else changes.
+        refused = upgraded.preview()
+        assert refused.code != 0, refused.output
+        assert "mirrorPercent: needs the Gateway API feature HTTPRouteRequestMirror, and GatewayClass " in (
+            refused.output
+        )
+        upgraded.pulumi("config", "set", "gatewayFeatures", "assume").check()
         found = upgraded.preview("--expect-no-changes", "--diff")
         assert found.code == 0, found.output
+        assert "lists no supportedFeatures; assumed (gatewayFeatures: assume)" in found.output
     finally:
         stack.destroy()
