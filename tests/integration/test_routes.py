@@ -188,6 +188,9 @@ def rules(bed: dict[str, str], kube: Kube, tmp_path_factory: pytest.TempPathFact
             "canaryWeight": "25",
             "stableReplicas": "1",
             "gatewayClassName": "eg",
+            # Named rules, a path rewrite and a timeout are Extended features, and Envoy Gateway v1.9 lists
+            # no supportedFeatures: taken on trust (docs/gateways.md).
+            "gatewayFeatures": "assume",
         },
     )
     set_in_stack_file(stack, {"hostnames": [HOST], "routeRules": [API, STATIC]})
@@ -267,6 +270,15 @@ class TestTheAppsOwnRules:
         after = rules.kube.get(ROUTE, APP, rules.namespace) or {}
         assert after["metadata"]["generation"] == before["metadata"]["generation"]
         set_in_stack_file(rules.stack, {"routeRules": [API, STATIC]})
+        # Without gatewayFeatures: assume, eg (which lists no supportedFeatures) is not trusted with them.
+        rules.stack.pulumi("config", "set", "gatewayFeatures", "check").check()
+        unchecked = rules.stack.preview()
+        assert unchecked.code != 0, unchecked.output
+        for feature in ("HTTPRouteNamedRouteRule", "HTTPRoutePathRewrite", "HTTPRouteRequestTimeout"):
+            assert (
+                f"needs the Gateway API feature {feature}, and GatewayClass 'eg' lists no" in unchecked.output
+            )
+        rules.stack.pulumi("config", "set", "gatewayFeatures", "assume").check()
 
     def test_5_the_fast_rollback_renders_the_same_rules(self, rules: Release) -> None:
         before = rules.kube.get(ROUTE, APP, rules.namespace)
