@@ -37,6 +37,7 @@ def command(binary: str, address: str, access_log: str) -> list[str]:
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        "--log.noColor=true",
         "--accessLog=true",
         f"--accessLog.filePath={access_log}",
     ]
