@@ -13,6 +13,10 @@ Counts are bounded (requests and seconds) and judged with the exact 99.9% binomi
 against a wrong split (its neighbours' intervals are disjoint from it) is asserted. The time from a
 `kubectl patch` of the canary weight to 0 until the last canary answer is printed, never asserted (Traefik
 applies configuration changes after a throttle; the test waits for events, not for time).
+
+Every `traefik` Gateway shares Traefik's one address and entryPoint, so routes of different Gateways are told
+apart only by what they match: each run's route has a hostname of its own namespace (with one fixed hostname,
+the route of an earlier run's namespace, still being deleted, answered 503 to this run's requests).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -42,7 +47,6 @@ ROUTE = "httproute.gateway.networking.k8s.io"
 GATEWAY_NAME = "x-gateway"
 STABLE, CANARY = "registry.example/x:1.0.0", "registry.example/x:1.1.0"
 STABLE_VERSION, CANARY_VERSION = "1.0.0", "1.1.0"
-HOST = "x.example.com"
 HEADER = {"x-canary": "true"}
 REQUESTS = 2000
 SHARE = Fraction(3, 10)
@@ -77,7 +81,12 @@ def service(name: str) -> dict[str, Any]:
     }
 
 
-def objects() -> list[dict[str, Any]]:
+def hostname(namespace: str) -> str:
+    """The route's hostname: of its own namespace (Traefik's Gateways share one entryPoint)."""
+    return f"x.{namespace}.example"
+
+
+def objects(host: str) -> list[dict[str, Any]]:
     return [
         deployment("x-stable", STABLE, 2),
         deployment("x-canary", CANARY, 1),
@@ -98,7 +107,7 @@ def objects() -> list[dict[str, Any]]:
             "metadata": {"name": "x"},
             "spec": {
                 "parentRefs": [{"name": GATEWAY_NAME}],
-                "hostnames": [HOST],
+                "hostnames": [host],
                 "rules": [
                     {
                         "matches": [{"headers": [{"type": "Exact", "name": "x-canary", "value": "true"}]}],
@@ -156,7 +165,7 @@ def namespace(traefik: dict[str, str], kube: Kube) -> Iterator[str]:
             ns,
             "-f",
             "-",
-            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": objects()}),
+            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": objects(hostname(ns))}),
         ).check()
         yield ns
     finally:
@@ -178,14 +187,25 @@ def route_accepted(kube: Kube, namespace: str) -> bool:
     )
 
 
-def count(where: Target, requests: int, headers: dict[str, str] | None = None) -> Tally:
+@dataclass(frozen=True)
+class Through:
+    """Traefik's address (netchecked) and the route's hostname."""
+
+    where: Target
+    host: str
+
+
+def count(gateway: Through, requests: int, headers: dict[str, str] | None = None) -> Tally:
     """`requests` GETs /version through Traefik (each on its own connection), tallied by version."""
-    run = send(Load(where, requests, host=HOST, headers=headers or {}, concurrency=8, time_limit=240))
+    load = Load(
+        gateway.where, requests, host=gateway.host, headers=headers or {}, concurrency=8, time_limit=240
+    )
+    run = send(load)
     assert run.not_sent == 0, f"{run.not_sent} of {requests} requests not sent within the time limit"
     return TrafficCounter().extend(run.results).tally()
 
 
-def settle(where: Target, want: set[str], seconds: float = 90) -> None:
+def settle(gateway: Through, want: set[str], seconds: float = 90) -> None:
     """Until 50 requests in a row succeed and name every version of `want` (Traefik has the route and the
     endpoints, and podinfo runs for the pods), bounded in time."""
     seen: Tally | None = None
@@ -193,7 +213,9 @@ def settle(where: Target, want: set[str], seconds: float = 90) -> None:
     while time.monotonic() < deadline:
         seen = (
             TrafficCounter()
-            .extend(send(Load(where, 50, host=HOST, time_limit=20), probe_first=False).results)
+            .extend(
+                send(Load(gateway.where, 50, host=gateway.host, time_limit=20), probe_first=False).results
+            )
             .tally()
         )
         if seen.failed == 0 and set(seen.by_version) == want:
@@ -203,14 +225,14 @@ def settle(where: Target, want: set[str], seconds: float = 90) -> None:
 
 
 @pytest.fixture(scope="module")
-def gateway(traefik: dict[str, str], kube: Kube, namespace: str) -> Target:
+def gateway(traefik: dict[str, str], kube: Kube, namespace: str) -> Through:
     """Traefik's address, port 80, once the Gateway is Programmed, the route Accepted and both versions
     answer."""
     address = programmed_address(kube, namespace, GATEWAY_NAME)
-    where = target(f"http://{address}/version")
+    through = Through(target(f"http://{address}/version"), hostname(namespace))
     wait_for(lambda: route_accepted(kube, namespace), timeout=60, what="the route Accepted by Traefik")
-    settle(where, {STABLE_VERSION, CANARY_VERSION})
-    return where
+    settle(through, {STABLE_VERSION, CANARY_VERSION})
+    return through
 
 
 class TestTraefikBed:
@@ -229,21 +251,22 @@ class TestTraefikBed:
         assert "HTTPRouteRequestMirror" not in features, features
 
     def test_2_the_gateway_is_programmed_with_the_beds_traefik_address(
-        self, traefik: dict[str, str], kube: Kube, namespace: str, gateway: Target
+        self, traefik: dict[str, str], kube: Kube, namespace: str, gateway: Through
     ) -> None:
         beds = dataplane_state(traefik).get("traefik", {})
-        assert gateway.connect == beds.get("address"), (gateway.connect, beds)
-        assert gateway.port == PORT
+        where = gateway.where
+        assert where.connect == beds.get("address"), (where.connect, beds)
+        assert where.port == PORT
         live = kube.get("gateway.gateway.networking.k8s.io", GATEWAY_NAME, namespace)
         assert live is not None
         programmed = conditions(live)["Programmed"]
         assert programmed["status"] == "True", programmed
         assert programmed["observedGeneration"] == live["metadata"]["generation"], programmed
-        assert [a["value"] for a in live["status"]["addresses"]] == [gateway.connect], live["status"]
-        assert re.search(r"into gcbed-traefik(-i\d+)?$", gateway.checked), gateway.checked
+        assert [a["value"] for a in live["status"]["addresses"]] == [where.connect], live["status"]
+        assert re.search(r"into gcbed-traefik(-i\d+)?$", where.checked), where.checked
         assert route_accepted(kube, namespace), kube.get(ROUTE, "x", namespace)
 
-    def test_3_requests_split_70_30(self, gateway: Target) -> None:
+    def test_3_requests_split_70_30(self, gateway: Through) -> None:
         tally = count(gateway, REQUESTS)
         interval = canary_interval(REQUESTS, SHARE)
         for neighbour in (Fraction(1, 5), Fraction(2, 5)):
@@ -257,14 +280,14 @@ class TestTraefikBed:
             f"{canary} of {REQUESTS} requests on the canary, interval {interval.text()}"
         )
 
-    def test_4_the_canary_header_reaches_only_the_canary(self, gateway: Target) -> None:
+    def test_4_the_canary_header_reaches_only_the_canary(self, gateway: Through) -> None:
         tally = count(gateway, 300, HEADER)
         assert tally.failures == {} and tally.by_version == {CANARY_VERSION: 300}, tally
 
     def test_5_weight_0_by_kubectl_patch_until_the_last_canary_answer(
-        self, kube: Kube, namespace: str, gateway: Target
+        self, kube: Kube, namespace: str, gateway: Through
     ) -> None:
-        load = Load(gateway, 20_000, concurrency=2, host=HOST, timeout=5, time_limit=120)
+        load = Load(gateway.where, 20_000, concurrency=2, host=gateway.host, timeout=5, time_limit=120)
         with Stream(load, rate=100) as stream:
             wait_for(
                 lambda: any(s.result.version == CANARY_VERSION for s in stream.snapshot()),
@@ -296,3 +319,14 @@ class TestTraefikBed:
             f"{last.answered - patched:.2f} s after the patch started ({after} canary answers after it; "
             f"{tally.sent} requests at 100/s)"
         )
+
+    def test_6_every_traefik_gateway_gets_the_same_address(
+        self, kube: Kube, namespace: str, gateway: Through
+    ) -> None:
+        other = unique("gc-traefik-other")
+        kube.run("create", "namespace", other).check()
+        try:
+            kube.run("apply", "-n", other, "-f", "-", stdin=json.dumps(objects(hostname(other))[4])).check()
+            assert programmed_address(kube, other, GATEWAY_NAME) == gateway.where.connect
+        finally:
+            kube.run("delete", "namespace", other, "--wait=false")
