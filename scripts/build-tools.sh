@@ -9,7 +9,7 @@
 # $CACHE_ROOT/envoy-<version>-<key>/, and .tools/bin/envoy is the binary itself.
 #
 # Usage: scripts/build-tools.sh [tool ...]   (default: all; tools: pulumi pulumi-language-python
-#        kubernetes-provider kubernetes etcd kwok gateway-api envoy-gateway podinfo envoy pulumi-yaml)
+#        kubernetes-provider kubernetes etcd kwok gateway-api envoy-gateway podinfo envoy pulumi-yaml traefik)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -29,6 +29,7 @@ binaries_of() {
     envoy-gateway) echo envoy-gateway ;;
     podinfo) echo podinfo ;;
     pulumi-yaml) echo pulumi-language-yaml ;;
+    traefik) echo traefik ;;
     *) die "unknown tool $1" ;;
   esac
 }
@@ -46,6 +47,7 @@ pins_of() {
     envoy-gateway) vars=ENVOY_GATEWAY_VERSION ;;
     podinfo) vars=PODINFO_MODULE ;;
     pulumi-yaml) vars=PULUMI_YAML_VERSION ;;
+    traefik) vars=TRAEFIK_VERSION ;;
     *) die "no pins known for $1" ;;
   esac
   grep -E "^(${vars})=" "$REPO/tools/versions.env"
@@ -72,6 +74,7 @@ check_pins() {
     envoy-gateway) want="github.com/envoyproxy/gateway ${ENVOY_GATEWAY_VERSION}" ;;
     podinfo) want="github.com/stefanprodan/podinfo ${PODINFO_MODULE}" ;;
     pulumi-yaml) want="github.com/pulumi/pulumi-yaml ${PULUMI_YAML_VERSION}" ;;
+    traefik) want="github.com/traefik/traefik/v3 ${TRAEFIK_VERSION}" ;;
   esac
   grep -qE "(^|\s)${want//./\\.}( |$)" "$mod" \
     || die "tools/$1/go.mod does not require '$want' (tools/versions.env); run scripts/pin-tools.sh $1"
@@ -150,6 +153,15 @@ build_podinfo() { # OUT
 build_pulumi-yaml() { # OUT
   go build -trimpath -o "$1/pulumi-language-yaml" \
     -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${PULUMI_YAML_VERSION#v}" .
+}
+
+# Traefik (the bed's GatewayClass traefik), with the version ldflags of upstream's Makefile (BuildDate fixed, so
+# a rebuild is byte-identical). Its webui/static holds no dashboard in the module zip: the dashboard is empty.
+build_traefik() { # OUT
+  go build -trimpath -o "$1/traefik" \
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION} \
+      -X github.com/traefik/traefik/v3/pkg/version.BuildDate=1970-01-01T00:00:00Z" \
+    github.com/traefik/traefik/v3/cmd/traefik
 }
 
 # ensure TOOL: link the cached build, building it first when the cache has none for these pins.
@@ -239,7 +251,7 @@ install_provider_plugin() {
 
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api \
-  envoy-gateway podinfo envoy pulumi-yaml)
+  envoy-gateway podinfo envoy pulumi-yaml traefik)
 started=$(date +%s)
 for t in "${tools[@]}"; do
   case "$t" in

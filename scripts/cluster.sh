@@ -5,8 +5,9 @@
 #
 # With the data plane (the default cluster, as root; scripts/testbed), `up` also runs Envoy Gateway v1.9 as a
 # host process with a GatewayClass `eg`, and a supervisor that runs a real Envoy for every `eg` Gateway and a real
-# podinfo for every Ready pod, in network namespaces of the project's own (docs/getting-started.md: the local cluster), and a
-# Prometheus on 127.0.0.1 scraping every podinfo (scripts/testbed/prometheus.py; `prometheus-url` prints it).
+# podinfo for every Ready pod, in network namespaces of the project's own (docs/getting-started.md: the local cluster), a
+# Prometheus on 127.0.0.1 scraping every podinfo (scripts/testbed/prometheus.py; `prometheus-url` prints it), and
+# Traefik, one process serving every Gateway of a second GatewayClass `traefik` (scripts/testbed/traefik.py).
 #
 # Usage: scripts/cluster.sh up|down|status|report|kill-apiserver|start-apiserver|prometheus-url
 #   up      start (a no-op when already up; starts a missing data plane), install the Gateway API standard
@@ -47,6 +48,8 @@ else DATA_PLANE=1; fi
 EG_CLASS=eg
 EG_NAMESPACE=envoy-gateway-system
 EG_DIR="$CLUSTER_DIR/envoy-gateway"
+TRAEFIK_CLASS=traefik
+TRAEFIK_DIR="$CLUSTER_DIR/traefik"
 DP_DIR="$CLUSTER_DIR/dataplane"
 PROM_DIR="$CLUSTER_DIR/prometheus"
 # Markers of what `up` created on the machine, so the last `down` removes exactly that.
@@ -83,7 +86,7 @@ require_tools() {
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make tools' first"
   done
   if [ "$DATA_PLANE" = 1 ]; then
-    for b in envoy-gateway envoy podinfo; do
+    for b in envoy-gateway envoy podinfo traefik; do
       [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make tools' first"
     done
   fi
@@ -302,10 +305,44 @@ YAML
     || { tail -n 30 "$EG_DIR/envoy-gateway.log" >&2; die "GatewayClass ${EG_CLASS} not Accepted by Envoy Gateway in 90s"; }
 }
 
-# The supervisor first: it sweeps its instance's leftovers and makes the namespaces, Envoy Gateway's included.
+# Traefik (GatewayClass traefik), started like Envoy Gateway: a process in the namespace the supervisor made for
+# it, with the kubeconfig it wrote (scripts/testbed/traefik.py has the command line and why). Its one address
+# (BED_TRAEFIK_ADDRESS) is its entryPoint on port 80 and every traefik Gateway's status address.
+TRAEFIK_WORD=--providers.kubernetesGateway.statusAddress.ip
+start_traefik() {
+  local argv
+  if alive "$TRAEFIK_DIR/pid" "$TRAEFIK_WORD"; then return 0; fi
+  rm -rf "$TRAEFIK_DIR" && mkdir -p "$TRAEFIK_DIR"
+  mapfile -t argv < <(cd "$REPO" && "$PYTHON_BIN" -m scripts.testbed.traefik command "$BIN/traefik" \
+    "$BED_TRAEFIK_ADDRESS" "$TRAEFIK_DIR/access.log")
+  [ "${#argv[@]}" -gt 1 ] || die "no Traefik command line (scripts/testbed/traefik.py)"
+  log "starting Traefik ${TRAEFIK_VERSION} in ${BED_TRAEFIK_NETNS} on ${BED_TRAEFIK_ADDRESS}:80 (log: ${TRAEFIK_DIR#"$REPO"/}/traefik.log)"
+  KUBECONFIG="$DP_DIR/traefik-kubeconfig" setsid nsenter --net="/run/netns/${BED_TRAEFIK_NETNS}" "${argv[@]}" \
+    >"$TRAEFIK_DIR/traefik.log" 2>&1 </dev/null &
+  echo $! >"$TRAEFIK_DIR/pid"
+  disown
+}
+
+install_traefik_class() {
+  kubectl_ apply --server-side -f - >/dev/null <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: ${TRAEFIK_CLASS}
+spec:
+  controllerName: traefik.io/gateway-controller
+  description: Traefik, one process for all its Gateways, port 80
+YAML
+  kubectl_ wait --for condition=Accepted --timeout=90s "gatewayclass/${TRAEFIK_CLASS}" >/dev/null \
+    || { tail -n 30 "$TRAEFIK_DIR/traefik.log" >&2; die "GatewayClass ${TRAEFIK_CLASS} not Accepted by Traefik in 90s"; }
+}
+
+# The supervisor first: it sweeps its instance's leftovers and makes the namespaces, Envoy Gateway's and
+# Traefik's included.
 start_supervisor() {
   if alive "$DP_DIR/pid" "scripts.testbed.supervisor"; then return 0; fi
-  stop_pidfile "$EG_DIR/pid" "envoy-gateway server"   # its namespace is about to be swept
+  stop_pidfile "$EG_DIR/pid" "envoy-gateway server"   # their namespaces are about to be swept
+  stop_pidfile "$TRAEFIK_DIR/pid" "$TRAEFIK_WORD"
   rm -rf "$DP_DIR" && mkdir -p "$DP_DIR"
   [ -e /run/netns ] || touch "$CREATED_RUN_NETNS"
   log "starting the data-plane supervisor (log: ${DP_DIR#"$REPO"/}/supervisor.log)"
@@ -365,7 +402,7 @@ prometheus_url() {
 data_plane_up() {
   local owner
   if [ "$(id -u)" != 0 ]; then
-    log "WARNING: NO DATA PLANE: network namespaces need root; Gateways of class ${EG_CLASS} get no Envoy"
+    log "WARNING: NO DATA PLANE: network namespaces need root; Gateways of classes ${EG_CLASS} and ${TRAEFIK_CLASS} get no data plane"
     return 0
   fi
   if [ "$INSTANCE" = 0 ] && [ ! -f "$INSTANCE_FILE" ] && [ -f "$CLUSTER_DIR/create.log" ] \
@@ -375,14 +412,17 @@ data_plane_up() {
   owner=$(owner_of "$INSTANCE" || true)
   if [ "$owner" != "$DP_DIR" ]; then
     log "WARNING: NO DATA PLANE: data-plane instance $INSTANCE is ${owner:-not claimed by this cluster}."
-    log "WARNING: Gateways of class ${EG_CLASS} get no Envoy here (make cluster-down && make cluster-up)."
+    log "WARNING: Gateways of classes ${EG_CLASS} and ${TRAEFIK_CLASS} get no data plane here (make cluster-down && make cluster-up)."
     return 0
   fi
   start_supervisor
   start_prometheus
   start_envoy_gateway
+  start_traefik
   install_eg_class
+  install_traefik_class
   log "data plane up: instance $INSTANCE, GatewayClass ${EG_CLASS} (Envoy Gateway ${ENVOY_GATEWAY_VERSION}, Envoy ${ENVOY_VERSION})"
+  log "GatewayClass ${TRAEFIK_CLASS}: Traefik ${TRAEFIK_VERSION} on ${BED_TRAEFIK_ADDRESS}:80"
 }
 
 # Everything data_plane_up made, in reverse, but never another checkout's running data plane; what the machine
@@ -393,6 +433,7 @@ data_plane_down() {
   plan_of "$(cat "$INSTANCE_FILE" 2>/dev/null || echo 0)"
   stop_pidfile "$DP_DIR/pid" "scripts.testbed.supervisor"
   stop_pidfile "$EG_DIR/pid" "envoy-gateway server"
+  stop_pidfile "$TRAEFIK_DIR/pid" "$TRAEFIK_WORD"
   stop_pidfile "$PROM_DIR/pid" "prometheus --config.file"
   rm -rf "$PROM_DIR"
   if owner=$(owner_of "$INSTANCE") && [ "$owner" != "$DP_DIR" ]; then
@@ -467,6 +508,10 @@ report() {
   if [ -f "$eg" ]; then
     log "last errors of ${eg#"$REPO"/}"
     grep -P '^\S+\terror\t' "$eg" | tail -n 10 | cut -c1-400 >&2 || true
+  fi
+  if [ -f "$TRAEFIK_DIR/traefik.log" ]; then
+    log "last errors of ${TRAEFIK_DIR#"$REPO"/}/traefik.log"
+    grep -E ' (ERR|FTL) ' "$TRAEFIK_DIR/traefik.log" | tail -n 10 | cut -c1-400 >&2 || true
   fi
 }
 

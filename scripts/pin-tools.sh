@@ -2,7 +2,7 @@
 # Regenerates the wrapper modules' go.mod/go.sum under tools/ from tools/versions.env.
 #
 # Usage: scripts/pin-tools.sh [pulumi|pulumi-language-python|kubernetes-provider|kubernetes|etcd|kwok|
-#        envoy-gateway|podinfo|pulumi-yaml ...]
+#        envoy-gateway|podinfo|pulumi-yaml|traefik ...]
 #
 # Why wrappers: `go install pkg@version` refuses modules whose go.mod has replace directives (Pulumi,
 # Kubernetes, the Kubernetes provider all have them). Each tool gets its own small module so one tool's
@@ -115,8 +115,26 @@ pin_pulumi-yaml() {
   go mod tidy
 }
 
+pin_traefik() {
+  # Traefik's go.mod replaces three modules with Containous forks (module paths, not local folders: copied) and
+  # excludes one tencentcloud version (ambiguous import otherwise: copied too). Only v3.6.x resolves here: v3.7.x
+  # needs modules the Go module proxy reachable here refuses (tools/versions.env).
+  fresh traefik
+  cd tools/traefik
+  local mod; mod=$(gomod_of "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")
+  awk '/=>/ && $0 !~ /=> \.\.?\// {sub(/^replace /, ""); for (i = 1; $i != "=>"; i++); print $1"="$(i+1)"@"$(i+2)}' \
+    "$mod" | while read -r r; do
+    go mod edit -replace "$r"
+  done
+  awk '/^exclude / {print $2"@"$3}' "$mod" | while read -r e; do
+    go mod edit -exclude "$e"
+  done
+  go get -tool "github.com/traefik/traefik/v3/cmd/traefik@${TRAEFIK_VERSION}"
+  go mod tidy
+}
+
 tools=("$@")
-[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok envoy-gateway podinfo pulumi-yaml)
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok envoy-gateway podinfo pulumi-yaml traefik)
 for t in "${tools[@]}"; do
   echo "== pinning $t"
   ( "pin_$t" )

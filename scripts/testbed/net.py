@@ -73,6 +73,19 @@ def setup_eg(plan: Plan) -> None:
     add_link(plan.eg_link())
 
 
+def setup_traefik(plan: Plan) -> None:
+    """Traefik's namespace: linked to the root namespace (it dials the apiserver there; the host's clients of
+    its address, which is local in it, come in there) and to the apps namespace (the pod CIDR, routed there).
+    Only its entryPoint's address:80 listens; the namespace has no default route, so it cannot dial out."""
+    ns, root, apps = plan.traefik_netns, plan.traefik_link(), plan.traefik_apps_link()
+    add_netns(ns)
+    add_link(root)
+    add_link(apps, outer_netns=ns)
+    ip("route", "add", plan.pod_cidr, "via", apps.inner_ip, "dev", apps.outer, netns=ns)
+    ip("route", "add", "local", f"{plan.traefik_address}/32", "dev", "lo", netns=ns)
+    ip("route", "add", f"{plan.traefik_address}/32", "via", root.inner_ip, "dev", root.outer)
+
+
 def setup_gateway(plan: Plan, slot: int, address: str) -> None:
     """Envoy namespace `slot`: linked to the root namespace (the host's clients of `address`, which is local
     in it), to the apps namespace (the pod CIDR, routed there) and to Envoy Gateway's (xDS)."""

@@ -4,6 +4,8 @@ Namespaces and links of instance 0 (`/30` each, inside BED_LINK_CIDR):
 
     root ── gcb-a0 10.242.0.1 ═══ 10.242.0.2 gcb-a1 ── gcbed-apps     (pod CIDR and node IPs are local here)
     root ── gcb-e0 10.242.0.5 ═══ 10.242.0.6 gcb-e1 ── gcbed-eg       (Envoy Gateway)
+    root ── gcb-t0 10.242.0.9 ═══ 10.242.0.10 gcb-t1 ── gcbed-traefik (Traefik; 10.242.0.17 local there)
+            gcbed-traefik: gcb-t2 10.242.0.13 ═══ 10.242.0.14 gcb-t3 ── gcbed-apps
     root ── gcb-gK-0 10.242.K.1 ═══ 10.242.K.2 gcb-gK-1 ── gcbed-gw-K  (Envoy of Gateway slot K)
             gcbed-gw-K: gcb-gK-2 10.242.K.5 ═══ 10.242.K.6 gcb-gK-3 ── gcbed-apps
             gcbed-gw-K: gcb-gK-4 10.242.K.9 ═══ 10.242.K.10 gcb-gK-5 ── gcbed-eg
@@ -12,7 +14,10 @@ Instance I > 0 ends every name with `-iI` (gcbed-apps-i1, gcb-g3-0-i1) and shift
 
 Envoy Gateway reaches the apiserver at 10.242.0.5 (the root namespace, where it listens on every address);
 Envoy K reaches Envoy Gateway's xDS server at 10.242.K.10 and the pods through its own link to the apps
-namespace; the host reaches Gateway K's ClusterIP through gcb-gK-0. No namespace has a default route and
+namespace; the host reaches Gateway K's ClusterIP through gcb-gK-0. Traefik (GatewayClass `traefik`, one
+process for all its Gateways) reaches the apiserver at 10.242.0.9 and the pods through gcb-t2; its one
+address, the status address of every `traefik` Gateway, is 10.242.0.17 (the /30 after its links, no link of
+its own), local in gcbed-traefik and routed from the host through gcb-t0. No namespace has a default route and
 nothing forwards between namespaces. Envoy Gateway's ports (18000 xDS, 8080/8081, 18002, 19001) are open only
 inside gcbed-eg.
 
@@ -92,6 +97,10 @@ class Plan:
     def eg_netns(self) -> str:
         return f"{self.netns_prefix}eg{self.suffix}"
 
+    @property
+    def traefik_netns(self) -> str:
+        return f"{self.netns_prefix}traefik{self.suffix}"
+
     def gateway_netns(self, slot: int) -> str:
         return f"{self.netns_prefix}gw-{slot}{self.suffix}"
 
@@ -108,6 +117,22 @@ class Plan:
         """Root namespace <-> Envoy Gateway's namespace."""
         p, x = self.link_prefix, self.suffix
         return Link(f"{p}e0{x}", self._ip(0, 5), f"{p}e1{x}", self._ip(0, 6), self.eg_netns)
+
+    def traefik_link(self) -> Link:
+        """Root namespace <-> Traefik's namespace (the apiserver, and the host's clients of its address)."""
+        p, x = self.link_prefix, self.suffix
+        return Link(f"{p}t0{x}", self._ip(0, 9), f"{p}t1{x}", self._ip(0, 10), self.traefik_netns)
+
+    def traefik_apps_link(self) -> Link:
+        """Traefik's namespace (outer) <-> the apps namespace (inner): the pods."""
+        p, x = self.link_prefix, self.suffix
+        return Link(f"{p}t2{x}", self._ip(0, 13), f"{p}t3{x}", self._ip(0, 14), self.apps_netns)
+
+    @property
+    def traefik_address(self) -> str:
+        """Traefik's entryPoint and the status address of every Gateway of class `traefik`: local in its
+        namespace, routed from the root namespace; inside the link range but on no link."""
+        return self._ip(0, 17)
 
     def gateway_link(self, slot: int) -> Link:
         """Root namespace <-> the Envoy namespace of `slot`."""
@@ -150,6 +175,8 @@ class Plan:
             "BED_NETNS_PREFIX": self.netns_prefix,
             "BED_EG_NETNS": self.eg_netns,
             "BED_LINK_PREFIX": self.link_prefix,
+            "BED_TRAEFIK_NETNS": self.traefik_netns,
+            "BED_TRAEFIK_ADDRESS": self.traefik_address,
         }
         return "".join(f"{k}={v}\n" for k, v in values.items())
 

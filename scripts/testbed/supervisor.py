@@ -21,7 +21,8 @@ Logs: WORKDIR/supervisor.log (from cluster.sh), WORKDIR/gateways/*/envoy.log,
 WORKDIR/pods/*.log.
 
 It also makes Envoy Gateway's namespace and WORKDIR/eg-kubeconfig (the apiserver as seen from there), in which
-scripts/cluster.sh then starts Envoy Gateway; the final sweep stops it with everything else.
+scripts/cluster.sh then starts Envoy Gateway, and likewise Traefik's (WORKDIR/traefik-kubeconfig; GatewayClass
+`traefik`, `traefik`); the final sweep stops both with everything else.
 
 Usage: python -m scripts.testbed.supervisor run --kubeconfig K --workdir D --certs D --bin D [--instance I]
        python -m scripts.testbed.supervisor sweep [--instance I]   (leftovers of a killed supervisor)
@@ -394,6 +395,11 @@ class Supervisor:
     # -- state and lifecycle ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
+            "traefik": {
+                "address": self.plan.traefik_address,
+                "netns": self.plan.traefik_netns,
+                "link": self.plan.traefik_link().outer,
+            },
             "gateways": [
                 {
                     "gateway": g.gateway,
@@ -443,6 +449,12 @@ class Supervisor:
         net.setup_eg(self.plan)
         self.kube.write_kubeconfig(self.workdir / "eg-kubeconfig", self.plan.eg_link().outer_ip)
         log(f"Envoy Gateway's namespace {self.plan.eg_netns}: apiserver at {self.plan.eg_link().outer_ip}")
+        net.setup_traefik(self.plan)
+        self.kube.write_kubeconfig(self.workdir / "traefik-kubeconfig", self.plan.traefik_link().outer_ip)
+        log(
+            f"Traefik's namespace {self.plan.traefik_netns}: address {self.plan.traefik_address}, "
+            f"apiserver at {self.plan.traefik_link().outer_ip}"
+        )
         last, failing = "", set[str]()
         targets = self.write_targets("")
         try:
