@@ -375,16 +375,16 @@ class TestSplit:
         split.weight = share
 
         tally, verdict = measure(split, requests)
-        canary = tally.by_version.get("1.1.0", 0)
+        canaries = tally.by_version.get("1.1.0", 0)
         print(
-            f"canary {weight}%: {canary} of {tally.sent} canary (interval {interval.text()}, "
+            f"canary {weight}%: {canaries} of {tally.sent} canary (interval {interval.text()}, "
             f"neighbour {float(neighbour * 100):g}% interval {other.text()}), {tally.by_version}, "
             f"failures {tally.failures}"
         )
         assert verdict.intent.canary_share == share, verdict.intent
         assert verdict.ok, verdict.reasons
         assert tally.sent == requests and tally.failed == 0, tally.failures
-        assert canary in interval, (canary, interval)
+        assert canaries in interval, (canaries, interval)
 
         header, verdict = measure(split, 200, HEADER)
         assert verdict.ok and header.by_version == {"1.1.0": 200}, (verdict.reasons, header)
