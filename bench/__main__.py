@@ -109,6 +109,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=traffic.STREAM_RATE,
         help=f"traffic: requests/s of the stream during a rollback (default {traffic.STREAM_RATE:.0f})",
     )
+    p.add_argument(
+        "--traffic-class",
+        choices=traffic.CLASSES,
+        default=traffic.EG_CLASS,
+        help="traffic: the GatewayClass measured (default eg: Envoy Gateway; traefik: Traefik)",
+    )
     p.add_argument("--capacity-rounds", type=int, default=None, help="capacity: walks per mode (default 2)")
     p.add_argument(
         "--dwell", type=float, default=None, help="capacity: seconds held at each step (default 10)"
@@ -132,6 +138,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown += [v for v in args.routes if v not in traffic.VARIANTS]
     if unknown:
         p.error(f"unknown section, method or variant: {', '.join(unknown)}")
+    if args.traffic_class == traffic.TRAEFIK_CLASS and "mirror" in args.routes:
+        p.error(
+            "--routes mirror on --traffic-class traefik: Traefik does not mirror (its class does not list it)"
+        )
     return args
 
 
@@ -159,9 +169,11 @@ def cluster_ready(env: dict[str, str]) -> bool:
     return proc.returncode == 0
 
 
-def data_plane_up(section: str, env: dict[str, str], problems: list[str]) -> bool:
+def data_plane_up(
+    section: str, env: dict[str, str], problems: list[str], gateway_class: str = traffic.EG_CLASS
+) -> bool:
     """Whether the data plane a section needs is up; when not, the section is skipped and says why."""
-    why = traffic.data_plane_ready(env)
+    why = traffic.data_plane_ready(env, gateway_class)
     if why is not None:
         log(f"bench: {section} skipped: {why}")
         problems.append(f"{section} not measured: {why}")
@@ -226,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             results["raw"]["program"] = program.run(
                 workdir, env, args.program_reps, args.sizes, not args.no_floor, log
             )
-        if "traffic" in args.only and data_plane_up("traffic", env, problems):
+        if "traffic" in args.only and data_plane_up("traffic", env, problems, args.traffic_class):
             log(
-                f"bench: traffic through Envoy, {args.traffic_rounds} rounds of "
+                f"bench: traffic through class {args.traffic_class}, {args.traffic_rounds} rounds of "
                 f"{', '.join(traffic_methods)}; {args.rps_rounds} throughput rounds of "
                 f"{', '.join(args.routes)}"
             )
@@ -243,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.rps_concurrency,
                 args.stream_rate,
                 log,
+                args.traffic_class,
             )
             problems += results["raw"]["traffic"]["cleanup"]
         if "capacity" in args.only and data_plane_up("capacity", env, problems):

@@ -1,6 +1,8 @@
-"""Traffic through the real Envoy (class `eg`): when Envoy serves a new split, and what the route costs.
+"""Traffic through the real data plane: when it serves a new split, and what the route costs.
 
-Two parts, on releases of the product's own program with gatewayClassName `eg`, a hostname and
+Two parts, on releases of the product's own program with gatewayClassName `eg` (Envoy Gateway and a real
+Envoy per Gateway) or `traefik` (`--traffic-class`: one Traefik process for every Gateway of its class), a
+hostname of each release's own (`host_of`: Traefik's Gateways share one address and entryPoint) and
 waitForGateway true (the default), each in its own namespace and stack (`bench-*`, `gc-bench-*`):
 
 - propagation: the release at canary 50%, a background `canary.ops.verify.traffic.Stream` of bounded, paced
@@ -47,7 +49,11 @@ from canary.ops.verify.traffic import Load, Stamped, Stream, TrafficCounter, sen
 from devtools.pulumi_cli import unique
 
 EG_CLASS = "eg"
+TRAEFIK_CLASS = "traefik"
+CLASSES = (EG_CLASS, TRAEFIK_CLASS)
+"""The bed's GatewayClasses the traffic section can measure (`--traffic-class`)."""
 HOST = "web.bench.example"
+"""The hostname of the capacity section's release (its own Gateway on `eg`)."""
 GATEWAY_RESOURCE = "gateway.gateway.networking.k8s.io"
 OLD_WEIGHT = "50"
 
@@ -164,18 +170,25 @@ def kubectl_json(env: dict[str, str], *args: str) -> dict[str, Any] | None:
     return found
 
 
-def data_plane_ready(env: dict[str, str]) -> str | None:
-    """None when GatewayClass `eg` is Accepted by Envoy Gateway, else why not."""
-    obj = kubectl_json(env, "get", "gatewayclass", EG_CLASS)
+def data_plane_ready(env: dict[str, str], gateway_class: str = EG_CLASS) -> str | None:
+    """None when GatewayClass `gateway_class` is Accepted by its controller, else why not."""
+    obj = kubectl_json(env, "get", "gatewayclass", gateway_class)
     conditions = {c["type"]: c for c in (obj or {}).get("status", {}).get("conditions", [])}
     if conditions.get("Accepted", {}).get("status") != "True":
-        return f"GatewayClass {EG_CLASS} is not Accepted by Envoy Gateway (the data plane is not up)"
+        return f"GatewayClass {gateway_class} is not Accepted by its controller (the data plane is not up)"
     return None
 
 
-def create_release(workdir: Path, env: dict[str, str], variant: str) -> Release:
-    """A release of the product's program with class `eg` and hostname HOST: at canary 50% ("split"), the
-    same with mirrorPercent 100 ("mirror"), or without a canary ("single")."""
+def host_of(release: Release) -> str:
+    """The release's own hostname (its namespace's), so that no two bench releases share one on Traefik."""
+    return f"{release.namespace}.bench.example"
+
+
+def create_release(
+    workdir: Path, env: dict[str, str], variant: str, gateway_class: str = EG_CLASS
+) -> Release:
+    """A release of the product's program on `gateway_class` with hostname host_of: at canary 50% ("split"),
+    the same with mirrorPercent 100 ("mirror", Envoy Gateway only), or without a canary ("single")."""
     name = unique("bench")
     stack = Stack(private_project(REPO, workdir / name), name, env).init()
     release = Release(stack, unique("gc-bench"))
@@ -184,7 +197,7 @@ def create_release(workdir: Path, env: dict[str, str], variant: str) -> Release:
         "namespace": release.namespace,
         "stableImage": STABLE_IMAGE,
         "stableReplicas": "1",
-        "gatewayClassName": EG_CLASS,
+        "gatewayClassName": gateway_class,
         "waitForGateway": "true",
         "rolloutTimeout": "120",
     }
@@ -196,7 +209,7 @@ def create_release(workdir: Path, env: dict[str, str], variant: str) -> Release:
         config["gatewayFeatures"] = "assume"  # Envoy Gateway v1.9 lists no supportedFeatures
     try:
         stack.set_config(config)
-        stack.pulumi("config", "set", "--path", "hostnames[0]", HOST).check()
+        stack.pulumi("config", "set", "--path", "hostnames[0]", host_of(release)).check()
         stack.up("--skip-preview")
     except BaseException:
         stack.destroy()
@@ -229,13 +242,13 @@ def gateway_target(release: Release, timeout: float = 90) -> traffic.Target:
     return traffic.target(f"http://{address}/version")
 
 
-def settle(target: traffic.Target, want: set[str], timeout: float = 90) -> int:
-    """Batches of 50 requests until one batch answers all 2xx with exactly the versions `want` (Envoy has the
-    route and the endpoints); returns the requests sent. Bounded by `timeout`."""
+def settle(target: traffic.Target, want: set[str], host: str, timeout: float = 90) -> int:
+    """Batches of 50 requests (Host `host`) until one batch answers all 2xx with exactly the versions `want`
+    (the data plane has the route and the endpoints); returns the requests sent. Bounded by `timeout`."""
     deadline = time.monotonic() + timeout
     sent = 0
     while time.monotonic() < deadline:
-        load = Load(target, 50, concurrency=2, timeout=2, time_limit=10, host=HOST)
+        load = Load(target, 50, concurrency=2, timeout=2, time_limit=10, host=host)
         try:
             run = send(load, probe_first=False)
         except TrafficProblem:
@@ -273,7 +286,7 @@ def propagation_run(
         concurrency=STREAM_CONCURRENCY,
         timeout=2.0,
         time_limit=STREAM_LIMIT,
-        host=HOST,
+        host=host_of(release),
     )
     marks: dict[str, float] = {}
     with Stream(load, rate=rate) as stream:
@@ -322,7 +335,7 @@ def cut_at_limit(result: traffic.Result, timeout: float) -> bool:
 
 
 def throughput_run(
-    target: traffic.Target, concurrency: int, seconds: float, headers: dict[str, str] | None = None
+    target: traffic.Target, host: str, concurrency: int, seconds: float, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """`seconds` of as many requests as `concurrency` threads send (canary.ops.verify.traffic.send, bounded).
     rps counts every request answered or failed, not those cut by the time limit (`cut`)."""
@@ -333,7 +346,7 @@ def throughput_run(
         concurrency=concurrency,
         timeout=timeout,
         time_limit=seconds,
-        host=HOST,
+        host=host,
         headers=headers or {},
     )
     run = send(load)
@@ -364,12 +377,15 @@ def run(
     concurrency: int,
     rate: float,
     log: Callable[[str], None],
+    gateway_class: str = EG_CLASS,
 ) -> dict[str, Any]:
-    """Both parts; every release is destroyed at the end (problems are returned in "cleanup")."""
+    """Both parts on `gateway_class`; every release is destroyed at the end (problems are returned in
+    "cleanup")."""
     raw: dict[str, Any] = {
+        "gatewayClass": gateway_class,
         "methods": {m: METHODS[m] for m in methods},
         "variants": {v: VARIANTS[v] for v in variants},
-        "host": HOST,
+        "hosts": {},
         "concurrency": concurrency,
         "seconds": seconds,
         "rate": rate,
@@ -383,14 +399,19 @@ def run(
     try:
         targets: dict[str, traffic.Target] = {}
         for variant in needed:
-            log(f"  traffic: deploying the {variant} release (class {EG_CLASS}, host {HOST})")
-            releases[variant] = create_release(workdir, env, variant)
+            log(f"  traffic: deploying the {variant} release (class {gateway_class})")
+            releases[variant] = create_release(workdir, env, variant, gateway_class)
+            raw["hosts"][variant] = host_of(releases[variant])
             targets[variant] = gateway_target(releases[variant])
-            settle(targets[variant], {STABLE} if variant == "single" else {STABLE, CANARY})
+            want = {STABLE} if variant == "single" else {STABLE, CANARY}
+            settle(targets[variant], want, host_of(releases[variant]))
         for r in range(throughput_rounds):
             for variant in rotated(variants, r):
                 headers = CANARY_HEADER if variant == "header" else None
-                found = throughput_run(targets[RELEASE_OF[variant]], concurrency, seconds, headers)
+                release_of = releases[RELEASE_OF[variant]]
+                found = throughput_run(
+                    targets[RELEASE_OF[variant]], host_of(release_of), concurrency, seconds, headers
+                )
                 found |= {"variant": variant, "round": r}
                 raw["throughput"].append(found)
                 log(
@@ -405,7 +426,7 @@ def run(
             for r in range(rounds):
                 for method in rotated(methods, r):
                     reset_seconds = reset(release, refresh=stale)
-                    settle(targets["split"], {STABLE, CANARY})
+                    settle(targets["split"], {STABLE, CANARY}, host_of(release))
                     found = propagation_run(release, targets["split"], method, patch, rate)
                     found |= {"round": r, "reset": reset_seconds, "at": time.time()}
                     stale = method == "kubectl"
@@ -468,6 +489,7 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
         rps = figures["rps"]["median"]
         figures["vsSingle"] = rps / single if rps is not None and single else None
     return {
+        "gatewayClass": raw.get("gatewayClass", EG_CLASS),
         "methods": methods,
         "variants": variants,
         "concurrency": raw.get("concurrency"),
@@ -508,7 +530,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown(d: dict[str, Any]) -> str:
-    parts: list[str] = []
+    parts: list[str] = [f"GatewayClass `{d.get('gatewayClass', EG_CLASS)}`.\n"]
     if d.get("load"):
         loads = " and ".join(f"{x:.2f}" for x in d["load"])
         parts.append(f"Load average (1 min) at the section's start and end: {loads}.\n")
@@ -537,7 +559,7 @@ def markdown(d: dict[str, Any]) -> str:
                 [
                     "method",
                     "apiserver shows 0%",
-                    "Envoy serves 0%",
+                    "data plane serves 0%",
                     "data plane (served - apiserver)",
                     "command exits",
                     "served vs kubectl",
@@ -563,8 +585,8 @@ def markdown(d: dict[str, Any]) -> str:
             for v in variants.values()
         ]
         parts.append(
-            f"\nThroughput through Envoy, {d.get('concurrency')} concurrent clients, a new connection per "
-            f"request, {d.get('seconds')} s per run, n={n} runs per route, interleaved:\n"
+            f"\nThroughput through the data plane, {d.get('concurrency')} concurrent clients, a new "
+            f"connection per request, {d.get('seconds')} s per run, n={n} runs per route, interleaved:\n"
         )
         parts.append(_table(["route", "req/s median (min-max)", "vs single", "p50", "p99", "failed"], rows))
     return "\n".join(parts)

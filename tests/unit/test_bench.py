@@ -430,3 +430,15 @@ def test_capacity_figures_per_mode_and_the_extra_time_over_fixed() -> None:
     assert d["modes"]["traffic-full"]["extraSeconds"]["100"] == 4.5 - 2.25
     table = markdown(d)
     assert "| traffic-full | 160 | 12 | 3.00 (4.0) | 2.0 (+0.0) | 4.5 (+2.2) | 5.5 (+0.5) |" in table, table
+
+
+def test_the_traffic_section_measures_either_class_and_refuses_a_mirror_on_traefik(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parse_args(
+        ["--only", "traffic", "--traffic-class", "traefik", "--routes", "split"]
+    ).traffic_class == ("traefik")
+    assert parse_args(["--only", "traffic"]).traffic_class == "eg"
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "traffic", "--traffic-class", "traefik", "--routes", "split,mirror"])
+    assert "Traefik does not mirror" in capsys.readouterr().err
