@@ -15,7 +15,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -411,3 +412,33 @@ class Watch:
 
     def stop(self) -> list[tuple[str, dict[str, Any]]]:
         return [(event["type"], event["object"]) for _, event in self._watch.stop()]
+
+
+@contextmanager
+def namespace_with(kube: Kube, prefix: str, items: Callable[[str], list[dict[str, Any]]]) -> Iterator[str]:
+    """A new namespace `<prefix>-...` holding the objects `items(namespace)` (applied as one List), deleted
+    afterwards."""
+    ns = unique(prefix)
+    kube.run("create", "namespace", ns).check()
+    try:
+        listed = {"kind": "List", "apiVersion": "v1", "items": items(ns)}
+        kube.run("apply", "-n", ns, "-f", "-", stdin=json.dumps(listed)).check()
+        yield ns
+    finally:
+        kube.run("delete", "namespace", ns, "--wait=false")
+
+
+def shared_gateway(kube: Kube, namespace: str, allowed: str) -> None:
+    """A platform team's Gateway `shared` of class eg in `namespace`; `allowed` (Same, All) says which
+    namespaces' routes its listener admits."""
+    kube.apply(
+        f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: shared, namespace: {namespace}}}
+spec:
+  gatewayClassName: eg
+  listeners:
+  - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: {allowed}}}}}}}
+"""
+    ).check()

@@ -16,26 +16,20 @@ import pytest
 
 from canary.gateway_api import GATEWAY_RESOURCE, ROUTE_RESOURCE
 from canary.route_state import refusal_of
-from tests.integration.harness import Kube, PulumiStack, canary, release_stack, unique, wait_for
+from tests.integration.harness import (
+    Kube,
+    PulumiStack,
+    canary,
+    release_stack,
+    shared_gateway,
+    unique,
+    wait_for,
+)
 from tests.integration.test_traffic_bed import bed  # noqa: F401  (the data plane is up, or a loud skip)
 
 APP = "web"
 V1 = "ghcr.io/stefanprodan/podinfo:6.7.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.7.1"
-
-
-def shared_gateway(kube: Kube, namespace: str, allowed: str) -> None:
-    kube.apply(
-        f"""
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: shared, namespace: {namespace}}}
-spec:
-  gatewayClassName: eg
-  listeners:
-  - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: {allowed}}}}}}}
-"""
-    )
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from canary.ops.verify.grpc_versions import (
 from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Tally, TrafficCounter
 from scripts.testbed.apps import LISTENING
-from tests.integration.harness import Kube, unique, wait_for
+from tests.integration.harness import Kube, namespace_with, wait_for
 from tests.integration.test_traffic_bed import bed, conditions, dataplane_state, programmed_address
 
 __all__ = ["bed"]  # the traffic bed's own readiness fixture (skips loudly, fails under CI)
@@ -154,20 +154,8 @@ def objects() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def namespace(bed: dict[str, str], kube: Kube) -> Iterator[str]:
-    ns = unique("gc-grpc")
-    kube.run("create", "namespace", ns).check()
-    try:
-        kube.run(
-            "apply",
-            "-n",
-            ns,
-            "-f",
-            "-",
-            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": objects()}),
-        ).check()
+    with namespace_with(kube, "gc-grpc", lambda _: objects()) as ns:
         yield ns
-    finally:
-        kube.run("delete", "namespace", ns, "--wait=false")
 
 
 def available(kube: Kube, name: str, namespace: str) -> bool:

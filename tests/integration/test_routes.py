@@ -31,6 +31,7 @@ from tests.integration.harness import (
     gateway_settings,
     release_stack,
     set_in_stack_file,
+    shared_gateway,
     unique,
     wait_for,
 )
@@ -292,21 +293,6 @@ class TestTheAppsOwnRules:
         assert api.by_version == {"1.0.0": 200}, api
         assert counted(rules.addresses["api"], 20, HEADER).by_version == {"1.1.0": 20}
         rules.stack.preview("--expect-no-changes", "--refresh").check()
-
-
-def shared_gateway(kube: Kube, namespace: str, allowed: str) -> None:
-    """A platform team's Gateway of class eg; `allowed` says which namespaces' routes may attach."""
-    kube.apply(
-        f"""
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: shared, namespace: {namespace}}}
-spec:
-  gatewayClassName: eg
-  listeners:
-  - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: {allowed}}}}}}}
-"""
-    ).check()
 
 
 @pytest.fixture(scope="class")

@@ -38,7 +38,7 @@ from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Load, Stream, Tally, Target, TrafficCounter, send, target
 from scripts.testbed.traefik import CLASS, CONTROLLER, PORT
 from tests.integration.conftest import NOT_RUN
-from tests.integration.harness import Kube, unique, wait_for
+from tests.integration.harness import Kube, namespace_with, unique, wait_for
 from tests.integration.test_traffic_bed import bed, conditions, dataplane_state, programmed_address
 
 __all__ = ["bed"]  # the traffic bed's own readiness fixture (skips loudly, fails under CI)
@@ -156,20 +156,8 @@ def traefik(bed: dict[str, str], kube: Kube) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def namespace(traefik: dict[str, str], kube: Kube) -> Iterator[str]:
-    ns = unique("gc-traefik")
-    kube.run("create", "namespace", ns).check()
-    try:
-        kube.run(
-            "apply",
-            "-n",
-            ns,
-            "-f",
-            "-",
-            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": objects(hostname(ns))}),
-        ).check()
+    with namespace_with(kube, "gc-traefik", lambda ns: objects(hostname(ns))) as ns:
         yield ns
-    finally:
-        kube.run("delete", "namespace", ns, "--wait=false")
 
 
 def route_accepted(kube: Kube, namespace: str) -> bool:
