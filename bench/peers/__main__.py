@@ -1,4 +1,4 @@
-"""`python -m bench.peers up|down|status|smoke`: Flagger and Argo Rollouts beside the local cluster (#26).
+"""`python -m bench.peers up|down|status|smoke [PEER ...]`: Flagger and Argo Rollouts beside the bed.
 
     up      apply their CRDs (server-side), create the peer namespaces and Argo's plugin ConfigMap, start both
             controllers as host processes (state and logs in .cluster/peers/<peer>/)
@@ -8,11 +8,13 @@
             Healthy at its first revision, then a second revision's first setWeight step read back from the
             route (Argo "with our stand-in Gateway API plugin")
 
-Needs `make peers-tools` and a cluster with its data plane (`make cluster-up`). Prints what it saw.
+PEER is `flagger` or `argo-rollouts` (default both). Needs `make peers-tools` and a cluster with its data
+plane (`make cluster-up`). Prints what it saw. Issue 26.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -41,6 +43,7 @@ from devtools.pulumi_cli import REPO, project_env
 
 FLAGGER_NS = "peer-flagger"
 ARGO_NS = "peer-argo"
+NAMESPACES = {"flagger": FLAGGER_NS, "argo-rollouts": ARGO_NS}
 ARGO_STEPS: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}]
 
 
@@ -121,30 +124,35 @@ def healthy(port: int) -> bool:
         return False
 
 
-def up(env: dict[str, str]) -> None:
+def up(env: dict[str, str], peers: list[str]) -> None:
     files = crd_files(REPO / ".tools" / "peer-crds")
-    apply_crds("kubectl", files["flagger"] + files["argo-rollouts"], env)
-    apply(env, [manifests.namespace(FLAGGER_NS), manifests.namespace(ARGO_NS)])
-    apply(env, [plugin_config_map(ARGO_NS, (REPO / ".tools" / "bin" / "argo-gatewayapi-plugin").resolve())])
+    apply_crds("kubectl", [f for peer in peers for f in files[peer]], env)
+    apply(env, [manifests.namespace(NAMESPACES[peer]) for peer in peers])
+    if "argo-rollouts" in peers:
+        plugin = (REPO / ".tools" / "bin" / "argo-gatewayapi-plugin").resolve()
+        apply(env, [plugin_config_map(ARGO_NS, plugin)])
     p = ports(instance(env))
     for name, controller in controllers(env, prometheus_url()).items():
+        if name not in peers:
+            continue
         if running(controller):
             print(f"{name}: already running", file=sys.stderr)
             continue
         pid = start(controller)
         port = p.flagger if name == "flagger" else p.argo_healthz
         took = wait(
-            f"{name} /healthz on :{port} (log: {controller.log})", lambda port=port: healthy(port), 60
+            f"{name} /healthz on :{port} (log: {controller.log})", functools.partial(healthy, port), 60
         )
         print(f"{name}: pid {pid}, /healthz answered after {took:.1f} s, log {controller.log}")
 
 
-def down(env: dict[str, str]) -> None:
+def down(env: dict[str, str], peers: list[str]) -> None:
     for name, controller in controllers(env).items():
-        print(f"{name}: {'stopped' if stop(controller) else 'not running'}")
+        if name in peers:
+            print(f"{name}: {'stopped' if stop(controller) else 'not running'}")
 
 
-def status(env: dict[str, str]) -> None:
+def status(env: dict[str, str], peers: list[str]) -> None:
     for name, controller in controllers(env).items():
         pid = running(controller)
         print(f"{name}: {f'running, pid {pid}' if pid else 'not running'}")
@@ -174,7 +182,11 @@ def route_accepted(env: dict[str, str], ns: str) -> bool:
 def smoke_flagger(env: dict[str, str]) -> None:
     started = time.monotonic()
     apply(env, manifests.flagger_objects(FLAGGER_NS))
-    phase = lambda: get(env, "canary", manifests.APP, FLAGGER_NS).get("status", {}).get("phase")  # noqa: E731
+
+    def phase() -> str | None:
+        value = get(env, "canary", manifests.APP, FLAGGER_NS).get("status", {}).get("phase")
+        return value if isinstance(value, str) else None
+
     wait("Canary Initialized", lambda: phase() == "Initialized")
     wait("podinfo-primary Available", lambda: available(env, f"{manifests.APP}-primary", FLAGGER_NS))
     wait("Flagger's HTTPRoute Accepted at its generation", lambda: route_accepted(env, FLAGGER_NS))
@@ -189,7 +201,10 @@ def smoke_flagger(env: dict[str, str]) -> None:
 def smoke_argo(env: dict[str, str]) -> None:
     started = time.monotonic()
     apply(env, manifests.argo_objects(ARGO_NS, ARGO_STEPS))
-    rollout = lambda: get(env, "rollout", manifests.APP, ARGO_NS).get("status", {})  # noqa: E731
+
+    def rollout() -> dict[str, Any]:
+        return dict(get(env, "rollout", manifests.APP, ARGO_NS).get("status", {}))
+
     wait("Rollout Healthy", lambda: rollout().get("phase") == "Healthy")
     first = rollout()
     print(
@@ -216,16 +231,19 @@ def smoke_argo(env: dict[str, str]) -> None:
     print(f"argo: route generation {generation} Accepted/ResolvedRefs")
 
 
+def smoke(env: dict[str, str], peers: list[str]) -> None:
+    if "flagger" in peers:
+        smoke_flagger(env)
+    if "argo-rollouts" in peers:
+        smoke_argo(env)
+
+
 def main(argv: list[str]) -> None:
-    commands = {
-        "up": up,
-        "down": down,
-        "status": status,
-        "smoke": lambda e: (smoke_flagger(e), smoke_argo(e)),
-    }
-    if len(argv) != 1 or argv[0] not in commands:
-        raise SystemExit(f"usage: python -m bench.peers {'|'.join(commands)}")
-    commands[argv[0]](project_env())
+    commands = {"up": up, "down": down, "status": status, "smoke": smoke}
+    peers = argv[1:] or list(NAMESPACES)
+    if not argv or argv[0] not in commands or not set(peers) <= set(NAMESPACES):
+        raise SystemExit(f"usage: python -m bench.peers {'|'.join(commands)} [{' '.join(NAMESPACES)}]")
+    commands[argv[0]](project_env(), peers)
 
 
 if __name__ == "__main__":
