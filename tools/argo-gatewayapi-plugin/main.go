@@ -8,7 +8,8 @@
 //     canaryService and stableService, the canary weight to the desired weight and the stable weight to the
 //     rest of maxTrafficWeight (100 unless the Rollout says otherwise). Upstream's plugin does the same.
 //   - VerifyWeight answers Verified without looking, as upstream's does.
-//   - SetHeaderRoute, SetMirrorRoute and RemoveManagedRoutes change nothing and log that they were asked.
+//   - SetHeaderRoute, SetMirrorRoute and RemoveManagedRoutes change nothing and say so in the log, once each
+//     (the controller calls RemoveManagedRoutes and SetWeight on every reconcile).
 //
 // Its config in a Rollout is upstream's shape under our plugin name:
 //
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -51,7 +53,8 @@ type config struct {
 }
 
 type router struct {
-	client dynamic.Interface
+	client                             dynamic.Interface
+	headerOnce, mirrorOnce, removeOnce sync.Once
 }
 
 func (r *router) InitPlugin() types.RpcError {
@@ -84,26 +87,30 @@ func (r *router) SetWeight(ro *v1alpha1.Rollout, desired int32, _ []v1alpha1.Wei
 		if err != nil {
 			return err
 		}
-		if err := setWeights(route, canary, stable, desired, weightutil.MaxTrafficWeight(ro)); err != nil {
+		changed, err := setWeights(route, canary, stable, desired, weightutil.MaxTrafficWeight(ro))
+		if err != nil || !changed {
 			return err
 		}
-		_, err = routes.Update(ctx, route, metav1.UpdateOptions{})
+		if _, err = routes.Update(ctx, route, metav1.UpdateOptions{}); err == nil {
+			log.Printf("HTTPRoute %s/%s: %s=%d", cfg.Namespace, cfg.HTTPRoute, canary, desired)
+		}
 		return err
 	})
 	if err != nil {
 		return rpcError("HTTPRoute %s/%s: %v", cfg.Namespace, cfg.HTTPRoute, err)
 	}
-	log.Printf("HTTPRoute %s/%s: %s=%d", cfg.Namespace, cfg.HTTPRoute, canary, desired)
 	return types.RpcError{}
 }
 
-// setWeights sets the two backendRefs' weights in every rule that has both; a route with no such rule is an error.
-func setWeights(route *unstructured.Unstructured, canary, stable string, desired, total int32) error {
+// setWeights sets the two backendRefs' weights in every rule that has both (a route with no such rule is an
+// error) and says whether any weight changed: the controller asks on every reconcile, the route is written only
+// when it changes.
+func setWeights(route *unstructured.Unstructured, canary, stable string, desired, total int32) (bool, error) {
 	rules, _, err := unstructured.NestedSlice(route.Object, "spec", "rules")
 	if err != nil {
-		return err
+		return false, err
 	}
-	found := 0
+	found, changed := 0, false
 	for _, rule := range rules {
 		refs, _ := rule.(map[string]any)["backendRefs"].([]any)
 		var c, s map[string]any
@@ -117,32 +124,46 @@ func setWeights(route *unstructured.Unstructured, canary, stable string, desired
 			}
 		}
 		if c != nil && s != nil {
+			changed = changed || weightOf(c) != int64(desired) || weightOf(s) != int64(total-desired)
 			c["weight"], s["weight"] = int64(desired), int64(total-desired)
 			found++
 		}
 	}
 	if found == 0 {
-		return fmt.Errorf("no rule has backendRefs to both %s and %s", canary, stable)
+		return false, fmt.Errorf("no rule has backendRefs to both %s and %s", canary, stable)
 	}
-	return unstructured.SetNestedSlice(route.Object, rules, "spec", "rules")
+	return changed, unstructured.SetNestedSlice(route.Object, rules, "spec", "rules")
+}
+
+// weightOf a backendRef: 1 when unset, as Gateway API defines it.
+func weightOf(ref map[string]any) int64 {
+	switch w := ref["weight"].(type) {
+	case int64:
+		return w
+	case float64:
+		return int64(w)
+	case nil:
+		return 1
+	}
+	return -1
 }
 
 func (r *router) VerifyWeight(*v1alpha1.Rollout, int32, []v1alpha1.WeightDestination) (types.RpcVerified, types.RpcError) {
 	return types.Verified, types.RpcError{} // as upstream's plugin: not checked
 }
 
-func (r *router) SetHeaderRoute(ro *v1alpha1.Rollout, _ *v1alpha1.SetHeaderRoute) types.RpcError {
-	log.Printf("SetHeaderRoute for %s/%s: not supported by this stand-in, nothing changed", ro.Namespace, ro.Name)
+func (r *router) SetHeaderRoute(*v1alpha1.Rollout, *v1alpha1.SetHeaderRoute) types.RpcError {
+	r.headerOnce.Do(func() { log.Print("SetHeaderRoute: not supported by this stand-in, nothing changed") })
 	return types.RpcError{}
 }
 
-func (r *router) SetMirrorRoute(ro *v1alpha1.Rollout, _ *v1alpha1.SetMirrorRoute) types.RpcError {
-	log.Printf("SetMirrorRoute for %s/%s: not supported by this stand-in, nothing changed", ro.Namespace, ro.Name)
+func (r *router) SetMirrorRoute(*v1alpha1.Rollout, *v1alpha1.SetMirrorRoute) types.RpcError {
+	r.mirrorOnce.Do(func() { log.Print("SetMirrorRoute: not supported by this stand-in, nothing changed") })
 	return types.RpcError{}
 }
 
-func (r *router) RemoveManagedRoutes(ro *v1alpha1.Rollout) types.RpcError {
-	log.Printf("RemoveManagedRoutes for %s/%s: this stand-in manages no routes, nothing changed", ro.Namespace, ro.Name)
+func (r *router) RemoveManagedRoutes(*v1alpha1.Rollout) types.RpcError {
+	r.removeOnce.Do(func() { log.Print("RemoveManagedRoutes: this stand-in manages no routes, nothing changed") })
 	return types.RpcError{}
 }
 
