@@ -15,11 +15,13 @@ plane (`make cluster-up`). Prints what it saw. Issue 26.
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from bench.peers.controllers import (
     stop,
 )
 from devtools.pulumi_cli import REPO, project_env
+from scripts.testbed.netcheck import check_target
 
 FLAGGER_NS = "peer-flagger"
 ARGO_NS = "peer-argo"
@@ -179,6 +182,25 @@ def route_accepted(env: dict[str, str], ns: str) -> bool:
     )
 
 
+def through_gateway(env: dict[str, str], ns: str, host: str, requests: int = 100) -> Counter[str]:
+    """GET /version `requests` times through the peer's Gateway (its status address, netchecked first):
+    the versions that answered, and `HTTP <code>` for every other answer."""
+    gw = get(env, "gateway", manifests.GATEWAY, ns)
+    address = gw["status"]["addresses"][0]["value"]
+    check_target(address)  # raises unless the address is routed into the bed
+    seen: Counter[str] = Counter()
+    for _ in range(requests):
+        connection = http.client.HTTPConnection(address, 80, timeout=5)
+        try:
+            connection.request("GET", "/version", headers={"Host": host})
+            answer = connection.getresponse()
+            body = answer.read()
+            seen[json.loads(body)["version"] if answer.status == 200 else f"HTTP {answer.status}"] += 1
+        finally:
+            connection.close()
+    return seen
+
+
 def smoke_flagger(env: dict[str, str]) -> None:
     started = time.monotonic()
     apply(env, manifests.flagger_objects(FLAGGER_NS))
@@ -196,6 +218,8 @@ def smoke_flagger(env: dict[str, str]) -> None:
         f"podinfo-primary Available; podinfo scaled to {target}; "
         f"route {route_weights(env, FLAGGER_NS)} Accepted/ResolvedRefs"
     )
+    seen = through_gateway(env, FLAGGER_NS, manifests.host("flagger"))
+    print(f"flagger: 100 requests through its Gateway: {dict(seen)}")
 
 
 def smoke_argo(env: dict[str, str]) -> None:
@@ -211,11 +235,12 @@ def smoke_argo(env: dict[str, str]) -> None:
         f"argo ({PLUGIN_LABEL}): Rollout Healthy {time.monotonic() - started:.1f} s after apply, "
         f"stable {first.get('stableRS')}, route {route_weights(env, ARGO_NS)}"
     )
-    patch = {
-        "spec": {"template": {"spec": {"containers": [{"name": manifests.APP, "image": manifests.IMAGE_V2}]}}}
-    }
+    # A JSON patch of the one field: a merge patch would replace the whole containers list (a CRD has no
+    # strategic merge), and the new pods would lose their port and probe.
+    path = "/spec/template/spec/containers/0/image"
+    patch = [{"op": "replace", "path": path, "value": manifests.IMAGE_V2}]
     started = time.monotonic()
-    kubectl(env, "patch", "rollout", manifests.APP, "-n", ARGO_NS, "--type=merge", "-p", json.dumps(patch))
+    kubectl(env, "patch", "rollout", manifests.APP, "-n", ARGO_NS, "--type=json", "-p", json.dumps(patch))
     want = {f"{manifests.APP}-stable": 80, f"{manifests.APP}-canary": 20}
     took = wait(f"route weights {want}", lambda: route_weights(env, ARGO_NS) == want)
     wait("Rollout paused at step 1", lambda: rollout().get("currentStepIndex") == 1)
@@ -229,6 +254,8 @@ def smoke_argo(env: dict[str, str]) -> None:
     wait("Argo's HTTPRoute Accepted at its generation", lambda: route_accepted(env, ARGO_NS))
     generation = get(env, "httproute", manifests.APP, ARGO_NS)["metadata"]["generation"]
     print(f"argo: route generation {generation} Accepted/ResolvedRefs")
+    seen = through_gateway(env, ARGO_NS, manifests.host("argo"))
+    print(f"argo ({PLUGIN_LABEL}): 100 requests through its Gateway: {dict(seen)}")
 
 
 def smoke(env: dict[str, str], peers: list[str]) -> None:
