@@ -102,7 +102,7 @@ def controllers(env: dict[str, str], prometheus: str = "") -> dict[str, Controll
         "argo-rollouts": Controller(
             "argo-rollouts",
             argo_command(bin_dir / "rollouts-controller", kubeconfig, ARGO_NS, p),
-            argo_env(env, kubeconfig, ARGO_NS),
+            argo_env(env, kubeconfig, ARGO_NS, state / "argo-rollouts" / "sockets"),
             state / "argo-rollouts",
             state / "argo-rollouts" / "rollouts-controller.log",
         ),

@@ -42,6 +42,8 @@ in a Rollout's trafficRouting.plugins. Argo requires `<org>/<name>`."""
 PLUGIN_LABEL = "with our stand-in Gateway API plugin"
 """Every Argo figure says so: upstream's plugin is not served here, ours only resembles it."""
 ARGO_CONFIG_MAP = "argo-rollouts-config"
+SOCKET_DIR_VARIABLE = "PLUGIN_UNIX_SOCKET_DIR"
+"""go-plugin's EnvUnixSocketDir: where a plugin creates its socket."""
 BASE_PORT = 31800
 """Instance I uses BASE_PORT + 10 I and up: Flagger +0, Argo healthz +1, Argo metrics +2."""
 
@@ -109,10 +111,16 @@ def argo_command(binary: Path, kubeconfig: Path, namespace: str, ports: Ports) -
     ]
 
 
-def argo_env(base: dict[str, str], kubeconfig: Path, namespace: str) -> dict[str, str]:
+def argo_env(base: dict[str, str], kubeconfig: Path, namespace: str, sockets: Path) -> dict[str, str]:
     """POD_NAMESPACE is where it reads its ConfigMap; KUBECONFIG reaches the plugin (go-plugin passes the
-    controller's environment on)."""
-    return {**base, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace}
+    controller's environment on). The plugin listens on a unix socket it creates in PLUGIN_UNIX_SOCKET_DIR
+    (go-plugin; default /tmp) and that a stopped controller leaves behind: kept in the controller's folder."""
+    return {
+        **base,
+        "KUBECONFIG": str(kubeconfig),
+        "POD_NAMESPACE": namespace,
+        SOCKET_DIR_VARIABLE: str(sockets),
+    }
 
 
 def plugin_config_map(namespace: str, plugin: Path) -> dict[str, Any]:
@@ -153,6 +161,8 @@ def pid_file(controller: Controller) -> Path:
 def start(controller: Controller) -> int:
     """Start it in a session of its own (its plugin subprocess goes with its group), logging to its file."""
     controller.cwd.mkdir(parents=True, exist_ok=True)
+    if SOCKET_DIR_VARIABLE in controller.env:
+        Path(controller.env[SOCKET_DIR_VARIABLE]).mkdir(parents=True, exist_ok=True)
     with controller.log.open("ab") as log:
         process = subprocess.Popen(
             controller.argv,

@@ -122,8 +122,13 @@ def test_argo_command_and_environment() -> None:
         "--metricsPort=31812",
         "--loglevel=info",
     ]
-    env = controllers.argo_env({"PATH": "/x"}, Path("/c/kubeconfig"), "peer-argo")
-    assert env == {"PATH": "/x", "KUBECONFIG": "/c/kubeconfig", "POD_NAMESPACE": "peer-argo"}
+    env = controllers.argo_env({"PATH": "/x"}, Path("/c/kubeconfig"), "peer-argo", Path("/s/sockets"))
+    assert env == {
+        "PATH": "/x",
+        "KUBECONFIG": "/c/kubeconfig",
+        "POD_NAMESPACE": "peer-argo",
+        "PLUGIN_UNIX_SOCKET_DIR": "/s/sockets",
+    }
 
 
 def test_every_instance_has_ports_of_its_own_outside_the_beds() -> None:
