@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -442,3 +442,61 @@ spec:
   - {{name: http, protocol: HTTP, port: 80, allowedRoutes: {{namespaces: {{from: {allowed}}}}}}}
 """
     ).check()
+
+
+def app_deployment(name: str, image: str, replicas: int, container: dict[str, Any]) -> dict[str, Any]:
+    """A hand-written Deployment `name` (label app=<name>) of one container `app` running `image` plus the
+    `container` fields given (ports, readinessProbe...): the bed runs a real podinfo for each of its pods."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image, **container}]},
+            },
+        },
+    }
+
+
+def app_service(name: str, port: dict[str, Any]) -> dict[str, Any]:
+    """A Service `name` selecting app_deployment's pods of that name, with its one `port`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [port]},
+    }
+
+
+def route_accepted_by(kube: Kube, resource: str, name: str, namespace: str, parents: int) -> dict[str, Any]:
+    """The live route (`resource`: an HTTPRoute's or a GRPCRoute's), once each of its `parents` reports
+    Accepted and ResolvedRefs True at its current generation, read back from the apiserver (bounded)."""
+
+    def judged() -> dict[str, Any] | None:
+        route = kube.get(resource, name, namespace) or {}
+        generation = route.get("metadata", {}).get("generation")
+        verdicts = [
+            {c["type"]: (c["status"], c.get("observedGeneration")) for c in parent.get("conditions", [])}
+            for parent in route.get("status", {}).get("parents", [])
+        ]
+        good = ("True", generation)
+        ok = len(verdicts) == parents and all(
+            v.get("Accepted") == good and v.get("ResolvedRefs") == good for v in verdicts
+        )
+        return route if ok else None
+
+    wait_for(judged, 90, f"every one of {parents} parents to accept {resource} {namespace}/{name}")
+    route = judged()
+    assert route is not None
+    return route
+
+
+def before_rollback(seen: Sequence[Any], canary: str, calls: int = 100) -> bool:
+    """A stream (its stamped results) ready for a rollback to be timed: `calls` made, the canary among the
+    answers; waited for as an event rather than a fixed delay."""
+    return len(seen) >= calls and any(s.result.version == canary for s in seen)

@@ -38,7 +38,14 @@ from canary.ops.verify.grpc_versions import (
 from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Tally, TrafficCounter
 from scripts.testbed.apps import LISTENING
-from tests.integration.harness import Kube, namespace_with, wait_for
+from tests.integration.harness import (
+    Kube,
+    app_deployment,
+    app_service,
+    before_rollback,
+    namespace_with,
+    wait_for,
+)
 from tests.integration.test_traffic_bed import bed, conditions, dataplane_state, programmed_address
 
 __all__ = ["bed"]  # the traffic bed's own readiness fixture (skips loudly, fails under CI)
@@ -66,47 +73,25 @@ SECURITY = {
 
 def deployment(name: str, image: str, replicas: int, service: str = "") -> dict[str, Any]:
     """A Deployment serving gRPC on a port named `grpc`, Ready once its health check says SERVING."""
-    labels = {"app": name}
     probe: dict[str, Any] = {"port": PORT}
     if service:
         probe["service"] = service
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": image,
-                            "ports": [{"name": "grpc", "containerPort": PORT}],
-                            "readinessProbe": {"grpc": probe, "periodSeconds": 1},
-                            "securityContext": SECURITY,
-                        }
-                    ]
-                },
-            },
+    return app_deployment(
+        name,
+        image,
+        replicas,
+        {
+            "ports": [{"name": "grpc", "containerPort": PORT}],
+            "readinessProbe": {"grpc": probe, "periodSeconds": 1},
+            "securityContext": SECURITY,
         },
-    }
+    )
 
 
 def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"app": name},
-            "ports": [
-                {"name": "grpc", "port": PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"}
-            ],
-        },
-    }
+    return app_service(
+        name, {"name": "grpc", "port": PORT, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"}
+    )
 
 
 def backend(name: str, weight: int | None = None) -> dict[str, Any]:
@@ -279,7 +264,11 @@ class TestGrpcBed:
     def test_4_rollback_to_0_fails_no_call(self, kube: Kube, namespace: str, gateway: GrpcTarget) -> None:
         calls = Calls(gateway, 20_000, concurrency=2, authority=HOST, timeout=5, time_limit=120)
         with CallStream(calls, rate=100) as stream:
-            time.sleep(1)
+            wait_for(  # the stream runs and the canary answers before the rollback (an event, not a delay)
+                lambda: before_rollback(stream.snapshot(), CANARY_VERSION),
+                timeout=60,
+                what="100 calls in the stream, the canary among their answers",
+            )
             patch = [{"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 0}]
             kube.run(
                 "patch", GRPCROUTE, "grpc", "-n", namespace, "--type=json", "-p", json.dumps(patch)

@@ -10,7 +10,6 @@ fast rollback under a paced call stream fails no call.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,7 +23,16 @@ from canary.ops.verify.grpc_versions import Calls, CallStream, GrpcTarget
 from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import TrafficCounter
 from canary.route_state import route_state
-from tests.integration.harness import Kube, PulumiStack, canary, release_stack, set_in_stack_file, wait_for
+from tests.integration.harness import (
+    Kube,
+    PulumiStack,
+    before_rollback,
+    canary,
+    release_stack,
+    route_accepted_by,
+    set_in_stack_file,
+    wait_for,
+)
 from tests.integration.test_grpc_bed import HOST, count, gateway_target, settle
 from tests.integration.test_traffic_bed import bed
 
@@ -48,22 +56,7 @@ class Release:
 
 def judged_route(kube: Kube, namespace: str) -> dict[str, Any]:
     """The live GRPCRoute once its parent reports Accepted and ResolvedRefs at its current generation."""
-
-    def judged() -> dict[str, Any] | None:
-        route = kube.get(GRPCROUTE, APP, namespace) or {}
-        generation = route.get("metadata", {}).get("generation")
-        found = {
-            c["type"]: (c["status"], c.get("observedGeneration"))
-            for parent in route.get("status", {}).get("parents", [])
-            for c in parent.get("conditions", [])
-        }
-        ok = found.get("Accepted") == ("True", generation) == found.get("ResolvedRefs")
-        return route if ok else None
-
-    wait_for(judged, 90, "the GRPCRoute Accepted and ResolvedRefs at its generation")
-    route = judged()
-    assert route is not None
-    return route
+    return route_accepted_by(kube, GRPCROUTE, APP, namespace, 1)
 
 
 @pytest.fixture(scope="class")
@@ -148,7 +141,11 @@ class TestGrpcRelease:
         assert grpc_release.gateway is not None
         calls = Calls(grpc_release.gateway, 20_000, concurrency=2, authority=HOST, timeout=5, time_limit=180)
         with CallStream(calls, rate=100) as stream:
-            time.sleep(1)
+            wait_for(  # the stream runs and the canary answers before the rollback (an event, not a delay)
+                lambda: before_rollback(stream.snapshot(), CANARY_VERSION),
+                timeout=60,
+                what="100 calls in the stream, the canary among their answers",
+            )
             canary(grpc_release.stack, "rollback", "--yes").check()
             wait_for(
                 lambda: not [s for s in stream.snapshot()[-100:] if s.result.version != STABLE_VERSION],

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from tests.integration.harness import (
     canary,
     gateway_settings,
     release_stack,
+    route_accepted_by,
     set_in_stack_file,
     shared_gateway,
     unique,
@@ -135,28 +137,8 @@ def in_interval(tally: Tally, share: Fraction) -> None:
     assert interval.low <= count <= interval.high, (tally.by_version, interval)
 
 
-def accepted_by_every_parent(kube: Kube, namespace: str, parents: int) -> dict[str, object]:
-    """The live route, once every one of its `parents` reports Accepted and ResolvedRefs True at its
-    current generation (read back from the apiserver)."""
-
-    def judged() -> dict[str, object] | None:
-        route = kube.get(ROUTE, APP, namespace) or {}
-        generation = route.get("metadata", {}).get("generation")
-        statuses = route.get("status", {}).get("parents", [])
-        verdicts = [
-            {c["type"]: (c["status"], c.get("observedGeneration")) for c in parent.get("conditions", [])}
-            for parent in statuses
-        ]
-        good = ("True", generation)
-        ok = len(verdicts) == parents and all(
-            v.get("Accepted") == good and v.get("ResolvedRefs") == good for v in verdicts
-        )
-        return route if ok else None
-
-    wait_for(judged, 90, f"every one of {parents} parents to accept the route")
-    route = judged()
-    assert route is not None
-    return route
+def accepted_by_every_parent(kube: Kube, namespace: str, parents: int) -> dict[str, Any]:
+    return route_accepted_by(kube, ROUTE, APP, namespace, parents)
 
 
 @dataclass

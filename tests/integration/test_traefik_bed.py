@@ -38,7 +38,7 @@ from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Load, Stream, Tally, Target, TrafficCounter, send, target
 from scripts.testbed.traefik import CLASS, CONTROLLER, PORT
 from tests.integration.conftest import NOT_RUN
-from tests.integration.harness import Kube, namespace_with, unique, wait_for
+from tests.integration.harness import Kube, app_deployment, app_service, namespace_with, unique, wait_for
 from tests.integration.test_traffic_bed import bed, conditions, dataplane_state, programmed_address
 
 __all__ = ["bed"]  # the traffic bed's own readiness fixture (skips loudly, fails under CI)
@@ -53,32 +53,19 @@ SHARE = Fraction(3, 10)
 
 
 def deployment(name: str, image: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    container = {
-        "name": "app",
-        "image": image,
-        "ports": [{"name": "http", "containerPort": 9898}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 9898}, "periodSeconds": 1},
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+    return app_deployment(
+        name,
+        image,
+        replicas,
+        {
+            "ports": [{"name": "http", "containerPort": 9898}],
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": 9898}, "periodSeconds": 1},
         },
-    }
+    )
 
 
 def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-    }
+    return app_service(name, {"name": "http", "port": 80, "targetPort": "http"})
 
 
 def hostname(namespace: str) -> str:
