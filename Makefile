@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 ENV := source scripts/env.sh &&
 
-.PHONY: help demo test unit integration lint tools peers-tools postgres cluster-up cluster-down bench venv clean
+.PHONY: help demo test unit integration lint tools peers-tools postgres cluster-up cluster-down bench bench-peers venv clean
 
 help:
 	@echo "make demo          walk a canary 0 -> 5 -> 25 -> 50 -> 100 -> promote, then a rollback, on the local cluster"
@@ -18,6 +18,7 @@ help:
 	@echo "make cluster-up    start the local cluster (kubeconfig: .cluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove everything it started"
 	@echo "make bench         benchmarks (prints a table, writes bench/results/)"
+	@echo "make bench-peers   side by side with Flagger and Argo Rollouts (builds them first; about 40 minutes)"
 	@echo "make clean         cluster-down, then remove .tools, .state and .venv"
 
 $(VENV)/.installed: pyproject.toml
@@ -69,6 +70,10 @@ demo: venv tools cluster-up
 
 bench: venv tools
 	$(ENV) bash scripts/with-cluster.sh $(VENV)/bin/python -m bench
+
+# The side-by-side bench (issue 26): the two peers as host processes beside the bed, every scenario 3 times.
+bench-peers: venv tools peers-tools
+	$(ENV) bash scripts/with-cluster.sh $(VENV)/bin/python -m bench.peers bench $(BENCH_PEERS_ARGS)
 
 clean: cluster-down
 	bash scripts/postgres.sh down

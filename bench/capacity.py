@@ -19,11 +19,11 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.measure import time_until_route
+from bench.measure import pod_seconds, time_until_route
 from bench.rollback import rotated
 from bench.stacks import APP, CANARY_IMAGE, REPO, STABLE_IMAGE, Stack, private_project
 from bench.traffic import EG_CLASS, HOST
@@ -38,25 +38,6 @@ MODES: dict[str, dict[str, str]] = {
 FULL = 4
 """The stable's full size, R."""
 WALK = ["0", "5", "25", "50", "100"]
-
-
-def pod_seconds(events: Sequence[tuple[float, dict[str, Any]]], start: float, end: float) -> float:
-    """Integral over [start, end] of the number of pods that exist, from (arrival time, watch event) pairs:
-    a pod exists from its first event until its DELETED event."""
-    alive: set[str] = set()
-    total, last = 0.0, start
-    for at, event in sorted(events, key=lambda item: item[0]):
-        if at > end:
-            break
-        if at > start:
-            total += len(alive) * (at - last)
-            last = at
-        name = event["object"]["metadata"]["name"]
-        if event["type"] == "DELETED":
-            alive.discard(name)
-        else:
-            alive.add(name)
-    return total + len(alive) * (end - last)
 
 
 def walk(workdir: Path, env: dict[str, str], mode: str, dwell: float) -> dict[str, Any]:

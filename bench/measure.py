@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-import resource
+import signal
 import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class Run:
     stderr: str
     cpu: float = 0.0
     cpu_by_role: dict[str, float] = field(default_factory=dict)
+    peak_total_mib: float = 0.0
+    """The largest sum of RSS over the whole tree at one sample."""
 
     def check(self, what: str | None = None) -> Run:
         if self.code != 0:
@@ -117,6 +120,110 @@ class Run:
         return self
 
 
+class Tracked:
+    """A command started now and left running: its process tree sampled every `sample_every` seconds (RSS
+    per role, CPU per process), its output collected, and its exit and exact CPU (the kernel's rusage of the
+    child and every descendant it waited for: `os.wait4`) read by `wait`. `new_session` puts it in a process
+    group of its own, so `interrupt` reaches the whole group, as Ctrl-C in a terminal does."""
+
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        cwd: Path | None = None,
+        sample_every: float = 0.05,
+        new_session: bool = False,
+    ) -> None:
+        self.args = args
+        self._peaks: dict[str, int] = {}
+        self._cpu_seen: dict[int, tuple[str, float]] = {}
+        self._output: dict[str, str] = {}
+        self._total_peak = 0
+        self._started = time.monotonic()
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=new_session,
+        )
+        self._new_session = new_session
+        self._done = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._sample, args=(sample_every,), daemon=True),
+            *(
+                threading.Thread(target=self._read, args=(name, stream), daemon=True)
+                for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr))
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, name: str, stream: Any) -> None:
+        self._output[name] = stream.read()
+        stream.close()
+
+    def _sample(self, every: float) -> None:
+        while not self._done.is_set():
+            now: dict[str, int] = {}
+            for pid in _tree(self.proc.pid):
+                # Classified at every sample: a forked child shows its parent's argv until it execs.
+                argv = _argv(pid)
+                if argv:
+                    name = role(argv)
+                    now[name] = now.get(name, 0) + _rss_kib(pid)
+                    self._cpu_seen[pid] = (name, _cpu_seconds(pid))
+            for name, kib in now.items():
+                self._peaks[name] = max(self._peaks.get(name, 0), kib)
+            self._total_peak = max(self._total_peak, sum(now.values()))
+            self._done.wait(every)
+
+    def interrupt(self, sig: int = signal.SIGINT) -> None:
+        """`sig` to the command (its whole group when it has a session of its own)."""
+        with contextlib.suppress(ProcessLookupError):
+            if self._new_session:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 1800) -> Run:
+        """Wait for the command (killed after `timeout` seconds) and return its Run."""
+        deadline = self._started + timeout
+        cpu = 0.0
+        while True:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                cpu = usage.ru_utime + usage.ru_stime
+                break
+            if time.monotonic() > deadline:
+                self.interrupt(signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.02)
+        seconds = time.monotonic() - self._started
+        self._done.set()
+        for thread in self._threads:
+            thread.join()
+        by_role: dict[str, float] = {}
+        for name, seconds_used in self._cpu_seen.values():
+            by_role[name] = by_role.get(name, 0.0) + seconds_used
+        peak_mib = {k: v / 1024 for k, v in self._peaks.items() if v}
+        return Run(
+            self.args,
+            seconds,
+            self.proc.returncode,
+            peak_mib,
+            self._output.get("stdout", ""),
+            self._output.get("stderr", ""),
+            cpu,
+            by_role,
+            self._total_peak / 1024,
+        )
+
+
 def timed(
     args: list[str],
     env: dict[str, str],
@@ -125,52 +232,55 @@ def timed(
     timeout: float = 1800,
 ) -> Run:
     """Run a command, sampling the RSS of its whole process tree (engine, language host, Python, provider)."""
-    peaks: dict[str, int] = {}
-    cpu_seen: dict[int, tuple[str, float]] = {}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        args,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    done = threading.Event()
+    return Tracked(args, env, cwd, sample_every).wait(timeout)
 
-    def sample() -> None:
-        while not done.is_set():
-            now: dict[str, int] = {}
-            for pid in _tree(proc.pid):
-                # Classified at every sample: a forked child shows its parent's argv until it execs.
-                argv = _argv(pid)
-                if argv:
-                    name = role(argv)
-                    now[name] = now.get(name, 0) + _rss_kib(pid)
-                    cpu_seen[pid] = (name, _cpu_seconds(pid))
-            for name, kib in now.items():
-                peaks[name] = max(peaks.get(name, 0), kib)
-            done.wait(sample_every)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    seconds = time.monotonic() - started
-    done.set()
-    sampler.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    by_role: dict[str, float] = {}
-    for name, seconds_used in cpu_seen.values():
-        by_role[name] = by_role.get(name, 0.0) + seconds_used
-    peak_mib = {k: v / 1024 for k, v in peaks.items() if v}
-    return Run(args, seconds, proc.returncode, peak_mib, out, err, cpu, by_role)
+def group_usage(pgid: int) -> tuple[float, int]:
+    """(CPU seconds, RSS KiB) summed over the live processes of process group `pgid` (a controller and the
+    plugin it runs)."""
+    cpu, rss = 0.0, 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 12 and int(fields[2]) == pgid:
+            pid = int(stat.parent.name)
+            cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+            rss += _rss_kib(pid)
+    return cpu, rss
+
+
+class GroupSampler:
+    """CPU seconds used and peak RSS (MiB) of a process group between `start()` and `stop()`, sampled every
+    `every` seconds (a process that ends between samples loses its last interval)."""
+
+    def __init__(self, pgid: int, every: float = 0.5) -> None:
+        self.pgid, self.every = pgid, every
+        self.peak_mib = 0.0
+        self.cpu_seconds = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> GroupSampler:
+        self._first, _ = group_usage(self.pgid)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            cpu, rss = group_usage(self.pgid)
+            self.peak_mib = max(self.peak_mib, rss / 1024)
+            self.cpu_seconds = cpu - self._first
+            self._done.wait(self.every)
+
+    def stop(self) -> GroupSampler:
+        self._done.set()
+        self._thread.join()
+        cpu, rss = group_usage(self.pgid)
+        self.peak_mib = max(self.peak_mib, rss / 1024)
+        self.cpu_seconds = max(self.cpu_seconds, cpu - self._first)
+        return self
 
 
 def check(run: Run, what: str) -> Run:
@@ -210,6 +320,25 @@ def time_until_route(
         if seen is None:
             raise SystemExit(f"bench: the route never reached canary weight {want_canary_weight}")
     return RouteTiming(seen - t0, exited)
+
+
+def pod_seconds(events: Sequence[tuple[float, Mapping[str, Any]]], start: float, end: float) -> float:
+    """Integral over [start, end] of the number of pods that exist, from (arrival time, watch event) pairs:
+    a pod exists from its first event until its DELETED event."""
+    alive: set[str] = set()
+    total, last = 0.0, start
+    for at, event in sorted(events, key=lambda item: item[0]):
+        if at > end:
+            break
+        if at > start:
+            total += len(alive) * (at - last)
+            last = at
+        name = event["object"]["metadata"]["name"]
+        if event["type"] == "DELETED":
+            alive.discard(name)
+        else:
+            alive.add(name)
+    return total + len(alive) * (end - max(last, start))
 
 
 def summary(values: list[float]) -> dict[str, Any]:

@@ -218,15 +218,18 @@ def create_release(
 
 
 def gateway_target(release: Release, timeout: float = 90) -> traffic.Target:
-    """The Gateway's status address once Programmed, checked by the test bed's netcheck (twice: here with
-    scripts.testbed.netcheck.check_target, then by canary.ops.verify.traffic.target)."""
+    """The release's Gateway as a load target (`target_of_gateway`)."""
+    return target_of_gateway(release.stack.env, release.namespace, f"{APP}-gateway", timeout)
+
+
+def target_of_gateway(env: dict[str, str], namespace: str, name: str, timeout: float = 90) -> traffic.Target:
+    """GET /version at a Gateway's status address once it is Programmed, checked by the test bed's netcheck
+    (twice: here with scripts.testbed.netcheck.check_target, then by canary.ops.verify.traffic.target)."""
     from scripts.testbed.netcheck import check_target
 
     deadline = time.monotonic() + timeout
     while True:
-        gateway = kubectl_json(
-            release.stack.env, "get", GATEWAY_RESOURCE, f"{APP}-gateway", "-n", release.namespace
-        )
+        gateway = kubectl_json(env, "get", GATEWAY_RESOURCE, name, "-n", namespace)
         status = (gateway or {}).get("status", {})
         programmed = {c["type"]: c for c in status.get("conditions", [])}.get("Programmed", {})
         addresses = status.get("addresses") or []
@@ -234,9 +237,7 @@ def gateway_target(release: Release, timeout: float = 90) -> traffic.Target:
             address = str(addresses[0]["value"])
             break
         if time.monotonic() > deadline:
-            raise SystemExit(
-                f"bench: the Gateway of {release.namespace} was not Programmed in {timeout:.0f}s"
-            )
+            raise SystemExit(f"bench: the Gateway {namespace}/{name} was not Programmed in {timeout:.0f}s")
         time.sleep(0.5)
     check_target(address)
     return traffic.target(f"http://{address}/version")

@@ -187,8 +187,10 @@ build_argo-rollouts() { # OUT
     github.com/argoproj/argo-rollouts/cmd/rollouts-controller
 }
 
-# Our stand-in Gateway API traffic-router plugin (main.go in the folder), against the controller's release.
+# Our stand-in Gateway API traffic-router plugin (main.go in the folder), against the controller's release;
+# its unit tests (main_test.go: the weights it writes, its config) run first, so a wrong plugin is never built.
 build_argo-gatewayapi-plugin() { # OUT
+  go test -count=1 -trimpath .
   go build -trimpath -ldflags "-s -w" -o "$1/argo-gatewayapi-plugin" .
 }
 
@@ -234,6 +236,9 @@ ensure_peer_crds() {
   mkdir -p "$TOOLS_DIR/peer-crds/flagger" "$TOOLS_DIR/peer-crds/argo-rollouts"
   [ -f "$flagger/artifacts/flagger/crd.yaml" ] || die "no artifacts/flagger/crd.yaml in flagger@${FLAGGER_VERSION}"
   ln -sfn "$flagger/artifacts/flagger/crd.yaml" "$TOOLS_DIR/peer-crds/flagger/crd.yaml"
+  # Their RBAC too (read by the bench's footprint row, never applied: the controllers run with the admin kubeconfig).
+  ln -sfn "$flagger/artifacts/flagger/account.yaml" "$TOOLS_DIR/peer-crds/flagger/rbac.yaml"
+  ln -sfn "$argo/manifests/role/argo-rollouts-clusterrole.yaml" "$TOOLS_DIR/peer-crds/argo-rollouts/rbac.yaml"
   for f in rollout analysis-template analysis-run cluster-analysis-template experiment; do
     [ -f "$argo/manifests/crds/$f-crd.yaml" ] || die "no manifests/crds/$f-crd.yaml in argo-rollouts@${ARGO_ROLLOUTS_VERSION}"
     ln -sfn "$argo/manifests/crds/$f-crd.yaml" "$TOOLS_DIR/peer-crds/argo-rollouts/$f-crd.yaml"

@@ -4,6 +4,8 @@
             controllers as host processes (state and logs in .cluster/peers/<peer>/)
     down    stop both (process groups: Argo's plugin subprocess goes with it)
     status  which run
+    bench   the side-by-side bench: the three tools through every scenario (bench/peers/bench.py; options:
+            --repeats N, --tools, --scenarios)
     smoke   the first state of each: Flagger's Canary Initialized with its primary Available; Argo's Rollout
             Healthy at its first revision, then a second revision's first setWeight step read back from the
             route (Argo "with our stand-in Gateway API plugin")
@@ -266,6 +268,10 @@ def smoke(env: dict[str, str], peers: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["bench"]:
+        from bench.peers import bench
+
+        sys.exit(bench.main(project_env(), argv[1:]))
     commands = {"up": up, "down": down, "status": status, "smoke": smoke}
     peers = argv[1:] or list(NAMESPACES)
     if not argv or argv[0] not in commands or not set(peers) <= set(NAMESPACES):

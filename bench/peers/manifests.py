@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.peers import scenario
 from bench.peers.controllers import rollout_plugin
 
 APP = "podinfo"
 PORT = 9898
 GATEWAY = "eg"
 GATEWAY_CLASS = "eg"
-IMAGE_V1 = "ghcr.io/stefanprodan/podinfo:6.7.0"
-IMAGE_V2 = "ghcr.io/stefanprodan/podinfo:6.7.1"
+IMAGE_V1 = scenario.STABLE_IMAGE
+IMAGE_V2 = scenario.CANARY_IMAGE
 
 
 def host(peer: str) -> str:
@@ -64,9 +65,28 @@ def deployment(ns: str, image: str, replicas: int = 2) -> dict[str, Any]:
     }
 
 
-def canary(ns: str, interval: str = "10s") -> dict[str, Any]:
-    """Flagger's Canary over the Deployment, routed through the Gateway by Flagger's gatewayapi:v1 router,
-    with its two built-in checks (they read podinfo's histogram through the bed's label aliases)."""
+def canary(ns: str, rollback_hook: str | None = None) -> dict[str, Any]:
+    """Flagger's Canary over the Deployment, routed through the Gateway by Flagger's gatewayapi:v1 router:
+    the bench's plan as `stepWeights` (promotion after the last), its interval and thresholds, through
+    Flagger's two built-in checks (they read podinfo's histogram through the bed's label aliases). With
+    `rollback_hook`, a `type: rollback` webhook at that URL: Flagger's manual abort (a 2xx answer rolls the
+    canary back at the next tick, as its docs' load tester gate does)."""
+    window = f"{scenario.WINDOW_SECONDS}s"
+    analysis: dict[str, Any] = {
+        "interval": f"{scenario.INTERVAL_SECONDS}s",
+        "threshold": scenario.FAILED_CHECKS,
+        "stepWeights": list(scenario.PLAN),
+        "metrics": [
+            {
+                "name": "request-success-rate",
+                "interval": window,
+                "thresholdRange": {"min": scenario.SUCCESS_MIN_PERCENT},
+            },
+            {"name": "request-duration", "interval": window, "thresholdRange": {"max": scenario.P99_MAX_MS}},
+        ],
+    }
+    if rollback_hook:
+        analysis["webhooks"] = [{"name": "manual-abort", "type": "rollback", "url": rollback_hook}]
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
@@ -80,16 +100,7 @@ def canary(ns: str, interval: str = "10s") -> dict[str, Any]:
                 "hosts": [host("flagger")],
                 "gatewayRefs": [{"name": GATEWAY, "namespace": ns}],
             },
-            "analysis": {
-                "interval": interval,
-                "threshold": 2,
-                "stepWeight": 10,
-                "maxWeight": 50,
-                "metrics": [
-                    {"name": "request-success-rate", "interval": "30s", "thresholdRange": {"min": 99}},
-                    {"name": "request-duration", "interval": "30s", "thresholdRange": {"max": 500}},
-                ],
-            },
+            "analysis": analysis,
         },
     }
 
@@ -124,7 +135,21 @@ def argo_route(ns: str) -> dict[str, Any]:
     }
 
 
-def rollout(ns: str, image: str, steps: list[dict[str, Any]], replicas: int = 2) -> dict[str, Any]:
+def rollout(
+    ns: str,
+    image: str,
+    steps: list[dict[str, Any]],
+    replicas: int = 2,
+    analysis: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    canary: dict[str, Any] = {
+        "stableService": f"{APP}-stable",
+        "canaryService": f"{APP}-canary",
+        "trafficRouting": rollout_plugin(APP, ns),
+        "steps": steps,
+    }
+    if analysis:
+        canary["analysis"] = analysis
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -133,29 +158,86 @@ def rollout(ns: str, image: str, steps: list[dict[str, Any]], replicas: int = 2)
             "replicas": replicas,
             "selector": {"matchLabels": {"app": APP}},
             "template": pod_template(image),
-            "strategy": {
-                "canary": {
-                    "stableService": f"{APP}-stable",
-                    "canaryService": f"{APP}-canary",
-                    "trafficRouting": rollout_plugin(APP, ns),
-                    "steps": steps,
-                }
-            },
+            "strategy": {"canary": canary},
         },
     }
 
 
-def flagger_objects(ns: str) -> list[dict[str, Any]]:
-    return [gateway(ns), deployment(ns, IMAGE_V1), canary(ns)]
+ANALYSIS_TEMPLATE = "gates"
 
 
-def argo_objects(ns: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def argo_steps() -> list[dict[str, Any]]:
+    """The bench's plan as Argo steps: each weight held one interval (a pause), the last one too; Argo
+    promotes once every step is done."""
+    pause = {"pause": {"duration": f"{scenario.INTERVAL_SECONDS}s"}}
+    return [step for weight in scenario.PLAN for step in ({"setWeight": weight}, pause)]
+
+
+def argo_analysis() -> dict[str, Any]:
+    """A background analysis from the first step on, over the canary's pods (their pod-template hash)."""
+    return {
+        "templates": [{"templateName": ANALYSIS_TEMPLATE}],
+        "startingStep": 1,
+        "args": [{"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}],
+    }
+
+
+def analysis_template(ns: str, prometheus: str) -> dict[str, Any]:
+    """Argo's AnalysisTemplate with the bench's two checks on the bed's Prometheus, over podinfo's own
+    histogram of the canary's pods (`pod` = `podinfo-<hash>-*`): each measured every interval from one
+    interval after the analysis starts (as Flagger's and ours first look one interval after a weight is
+    set), the run failing at the FAILED_CHECKS-th failed measurement (failureLimit: the ones allowed)."""
+    selector = f'namespace="{ns}",pod=~"{APP}-{{{{args.hash}}}}-.*"'
+    window = f"{scenario.WINDOW_SECONDS}s"
+    metric = "http_request_duration_seconds"
+    success = (
+        f'sum(rate({metric}_count{{{selector},status!~"5.."}}[{window}])) '
+        f"/ sum(rate({metric}_count{{{selector}}}[{window}])) * 100"
+    )
+    p99 = f"histogram_quantile(0.99, sum by (le) (rate({metric}_bucket{{{selector}}}[{window}]))) * 1000"
+    common = {
+        "interval": f"{scenario.INTERVAL_SECONDS}s",
+        "initialDelay": f"{scenario.INTERVAL_SECONDS}s",
+        "failureLimit": scenario.FAILED_CHECKS - 1,
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": ANALYSIS_TEMPLATE, "namespace": ns},
+        "spec": {
+            "args": [{"name": "hash"}],
+            "metrics": [
+                {
+                    "name": "success-rate",
+                    **common,
+                    "successCondition": f"result[0] >= {scenario.SUCCESS_MIN_PERCENT}",
+                    "provider": {"prometheus": {"address": prometheus, "query": success}},
+                },
+                {
+                    "name": "latency-p99",
+                    **common,
+                    "successCondition": f"result[0] <= {scenario.P99_MAX_MS}",
+                    "provider": {"prometheus": {"address": prometheus, "query": p99}},
+                },
+            ],
+        },
+    }
+
+
+def flagger_objects(ns: str, rollback_hook: str | None = None) -> list[dict[str, Any]]:
+    return [gateway(ns), deployment(ns, IMAGE_V1), canary(ns, rollback_hook)]
+
+
+def argo_objects(ns: str, steps: list[dict[str, Any]], prometheus: str | None = None) -> list[dict[str, Any]]:
+    """Argo's objects; with `prometheus`, the bench's AnalysisTemplate and the Rollout's analysis too."""
+    template = [analysis_template(ns, prometheus)] if prometheus else []
     return [
         gateway(ns),
         service(ns, f"{APP}-stable"),
         service(ns, f"{APP}-canary"),
         argo_route(ns),
-        rollout(ns, IMAGE_V1, steps),
+        *template,
+        rollout(ns, IMAGE_V1, steps, analysis=argo_analysis() if prometheus else None),
     ]
 
 

@@ -386,7 +386,7 @@ def pod_event(kind: str, name: str) -> dict[str, Any]:
 
 def test_pod_seconds_integrate_the_pods_that_exist() -> None:
     """Two pods from the start, a third for 2 s of a 10 s walk, one deleted at 6 s: 2*2 + 3*2 + 2*4 + 1*2."""
-    from bench.capacity import pod_seconds
+    from bench.measure import pod_seconds
 
     events = [
         (0.5, pod_event("ADDED", "a")),
