@@ -195,8 +195,8 @@ def test_summary_table_has_every_row_and_ours_over_the_best_peer() -> None:
     lines = text.splitlines()
     assert len(lines) == 2 + len(scenario.ROWS) + 2 + 4
     assert "Argo Rollouts (with our stand-in Gateway API plugin)" in lines[0]
-    wall = next(line for line in lines if line.startswith("| healthy canary: change"))
-    assert wall.endswith("| 74.0s (3) | 77.0s (3) | 40.0s (3) | 1.85x |")
+    healthy = next(line for line in lines if line.startswith("| healthy canary: change"))
+    assert healthy.endswith("| 74.0s (3) | 77.0s (3) | 40.0s (3) | 1.85x |")
     assert next(line for line in lines if "whole bench (10 min): CPU" in line).endswith("| 2.00x |")
     assert next(line for line in lines if "CustomResourceDefinitions" in line).endswith(
         "| 0 | 3 | 5 | 0.00x |"
