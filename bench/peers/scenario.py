@@ -133,6 +133,15 @@ def first_at(route: Sequence[tuple[float, float | None]], percent: float) -> flo
     return next((at for at, p in sorted(route, key=lambda item: item[0]) if p == percent), None)
 
 
+def timeline(route: Sequence[tuple[float, float | None]], start: float) -> list[list[float | None]]:
+    """[seconds since `start`, canary percent] at each change of the route's split (the first state kept)."""
+    out: list[list[float | None]] = []
+    for at, percent in sorted(route, key=lambda item: item[0]):
+        if not out or out[-1][1] != percent:
+            out.append([round(at - start, 2), percent])
+    return out
+
+
 def figures(obs: Observed) -> dict[str, Any]:
     """The figures of one run (seconds, counts, MiB); None where the run did not reach that point."""
     canary_version = version_of(canary_image(obs.scenario))
@@ -143,6 +152,7 @@ def figures(obs: Observed) -> dict[str, Any]:
         "cpuSeconds": obs.cpu_seconds,
         "peakMiB": obs.peak_mib,
         "outcome": obs.outcome,
+        "routeTimeline": timeline(obs.route, obs.start),
     }
     if obs.scenario == "faulty":
         # The stable never fails here: a failed request is the canary's (its errors carry no version).
@@ -240,6 +250,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.0f}{unit}"
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if unit == "s" and value < 1:
+        return f"{value * 1000:.0f} ms"
     return f"{value:.1f}{unit}" if unit else f"{value:.1f}"
 
 

@@ -125,7 +125,7 @@ def test_faulty_figures_time_from_the_canarys_first_request() -> None:
         Answer(121.2, 121.6, None, False),  # its last answer: an error
         Answer(130.0, 130.01, "6.7.0", True),
     ]
-    route = [(100.0, 0.0), (103.5, 5.0), (120.0, 0.0)]
+    route = [(100.0, 0.0), (103.5, 5.0), (110.0, 5.0), (120.0, 0.0)]
     pod = {"metadata": {"name": "c"}}
     pods = [(101.0, {"type": "ADDED", "object": pod}), (131.0, {"type": "DELETED", "object": pod})]
     obs = observed("faulty", answers=answers, route=route, canary_pods=pods, cpu_seconds=2.0, peak_mib=9.0)
@@ -135,6 +135,7 @@ def test_faulty_figures_time_from_the_canarys_first_request() -> None:
     assert got["failedRequests"] == 2 and got["requests"] == 7
     assert got["canaryPodSeconds"] == 30.0  # alive 101 -> 131, inside [start, last answer + tail]
     assert (got["cpuSeconds"], got["peakMiB"]) == (2.0, 9.0)
+    assert got["routeTimeline"] == [[0.0, 0.0], [3.5, 5.0], [20.0, 0.0]]
 
 
 def test_faulty_figures_are_none_when_the_canary_never_answered() -> None:
@@ -202,6 +203,11 @@ def test_summary_table_has_every_row_and_ours_over_the_best_peer() -> None:
         "| 0 | 3 | 5 | 0.00x |"
     )
     assert "| n/a (0) |" in next(line for line in lines if line.startswith("| faulty canary: first"))
+
+
+def test_sub_second_figures_are_printed_in_milliseconds() -> None:
+    assert scenario._fmt(0.093, "s") == "93 ms" and scenario._fmt(6.96, "s") == "7.0s"
+    assert scenario._fmt(None, "s") == "n/a" and scenario._fmt(21, "") == "21"
 
 
 def test_ratio() -> None:
