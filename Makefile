@@ -18,7 +18,7 @@ help:
 	@echo "make cluster-up    start the local cluster (kubeconfig: .cluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove everything it started"
 	@echo "make bench         benchmarks (prints a table, writes bench/results/)"
-	@echo "make bench-peers   side by side with Flagger and Argo Rollouts (builds them first; about 40 minutes)"
+	@echo "make bench-peers   side by side with Flagger and Argo Rollouts (builds them when missing; about an hour)"
 	@echo "make clean         cluster-down, then remove .tools, .state and .venv"
 
 $(VENV)/.installed: pyproject.toml
