@@ -200,6 +200,14 @@ def _round(value: Any) -> Any:
     return round(value, 2) if isinstance(value, float) else value
 
 
+def report(path: Path) -> str:
+    """The table and every run's values again, from a results file (what the docs quote)."""
+    result = json.loads(path.read_text())
+    summary = result["summary"]
+    table = scenario.table(summary, result.get("wholeRun"), result.get("footprint"))
+    return f"{table}\n\n{scenario.details(summary)}"
+
+
 def main(env: dict[str, str], argv: list[str]) -> int:
     from bench.peers.__main__ import prometheus_url, up
 
@@ -207,7 +215,11 @@ def main(env: dict[str, str], argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each scenario per tool (default 3)")
     parser.add_argument("--tools", default=",".join(scenario.TOOLS), help="comma-separated (default all)")
     parser.add_argument("--scenarios", default=",".join(scenario.SCENARIOS), help="comma-separated")
+    parser.add_argument("--report", type=Path, help="print the tables of a results file, run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(args.report))
+        return 0
     tools = [t for t in args.tools.split(",") if t]
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = sorted(set(tools) - set(scenario.TOOLS)) + sorted(set(scenarios) - set(scenario.SCENARIOS))
@@ -227,6 +239,6 @@ def main(env: dict[str, str], argv: list[str]) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"peers-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["table"])
+    print(f"{result['table']}\n\n{scenario.details(result['summary'])}")
     print(f"\nfootprint: {json.dumps(result['footprint'])}\nwritten: {out.relative_to(REPO)}")
     return 0

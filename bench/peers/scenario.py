@@ -311,6 +311,17 @@ def table(
     return "\n".join(lines)
 
 
+def details(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """Every run's value behind each median, in run order, per tool (the medians' spread)."""
+    headers = ["figure", *(tool_label(t) for t in TOOLS)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in ROWS:
+        key = f"{row.scenario}.{row.key}"
+        cells = [", ".join(_fmt(v, row.unit) for v in summary[t][key]["values"]) or "-" for t in TOOLS]
+        lines.append("| " + " | ".join([row.label, *cells]) + " |")
+    return "\n".join(lines)
+
+
 def interleaved(repeats: int, tools: Sequence[str], scenarios: Sequence[str]) -> list[tuple[int, str, str]]:
     """(repeat, tool, scenario) in run order: every repeat runs each scenario once per tool, the tools'
     order rotated each repeat, so that no tool always runs first (a warm cache, a quiet machine)."""

@@ -203,6 +203,10 @@ def test_summary_table_has_every_row_and_ours_over_the_best_peer() -> None:
         "| 0 | 3 | 5 | 0.00x |"
     )
     assert "| n/a (0) |" in next(line for line in lines if line.startswith("| faulty canary: first"))
+    spread = scenario.details(summary).splitlines()
+    assert next(line for line in spread if line.startswith("| healthy canary: change")).endswith(
+        "| 70.0s, 74.0s, 90.0s | 77.0s, 77.0s, 77.0s | 40.0s, 39.0s, 41.0s |"
+    )
 
 
 def test_sub_second_figures_are_printed_in_milliseconds() -> None:
@@ -302,3 +306,18 @@ def test_group_sampler_measures_a_process_group() -> None:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_report_prints_the_tables_of_a_results_file(tmp_path: Path) -> None:
+    runs = [
+        {"tool": tool, "scenario": "abort", "figures": {"safeApiserver": value, "cpuSeconds": 1.0}}
+        for tool, value in ((scenario.OURS, 0.13), (scenario.FLAGGER, 6.96), (scenario.ARGO, 0.09))
+    ]
+    path = tmp_path / "peers.json"
+    path.write_text(json.dumps({"summary": scenario.summarize(runs)}))
+    text = bench.report(path)
+    assert (
+        "| abort at 50%: abort -> route at 0% (apiserver) | 130 ms (1) | 7.0s (1) | 90 ms (1) | 1.44x |"
+        in text
+    )
+    assert "| abort at 50%: abort -> route at 0% (apiserver) | 130 ms | 7.0s | 90 ms |" in text
