@@ -321,3 +321,64 @@ def test_report_prints_the_tables_of_a_results_file(tmp_path: Path) -> None:
         in text
     )
     assert "| abort at 50%: abort -> route at 0% (apiserver) | 130 ms | 7.0s | 90 ms |" in text
+
+
+class FakeArgo(drivers.ArgoDriver):
+    """ArgoDriver reading a given Rollout status instead of the apiserver."""
+
+    def __init__(self, stable_hash: str) -> None:
+        self.stable_hash = stable_hash
+        self.seen: dict[str, Any] = {}
+
+    def status(self) -> dict[str, Any]:
+        return self.seen
+
+
+def test_argo_outcome_waits_for_the_new_revision_then_reads_promotion_or_abort() -> None:
+    argo = FakeArgo("old")
+    argo.seen = {"phase": "Healthy", "stableRS": "old", "currentPodHash": "old"}
+    assert argo.outcome() is None  # right after the patch: the controller has not seen it yet
+    argo.seen = {"phase": "Paused", "stableRS": "old", "currentPodHash": "new"}
+    assert argo.outcome() is None
+    argo.seen = {"phase": "Progressing", "stableRS": "old", "currentPodHash": "new", "abort": True}
+    assert argo.outcome() is None  # aborting, not yet Degraded
+    argo.seen = {"phase": "Degraded", "stableRS": "old", "currentPodHash": "new", "abort": True}
+    assert argo.outcome() == "aborted"
+    argo.seen = {"phase": "Healthy", "stableRS": "new", "currentPodHash": "new"}
+    assert argo.outcome() == "promoted"
+
+
+def test_flagger_outcome_is_its_canarys_final_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    flagger = drivers.FlaggerDriver.__new__(drivers.FlaggerDriver)
+    for phase, want in (
+        ("Initialized", None),
+        ("Progressing", None),
+        ("Promoting", None),
+        ("Succeeded", "promoted"),
+        ("Failed", "rolled back"),
+    ):
+        monkeypatch.setattr(flagger, "phase", lambda p=phase: p)
+        assert flagger.outcome() == want, phase
+
+
+def test_our_outcome_is_read_from_the_commands_exit_codes() -> None:
+    ours = drivers.OursDriver.__new__(drivers.OursDriver)
+    ours._thread, ours._error = None, ""
+    assert ours.outcome() is None  # not begun
+    import threading
+
+    done = threading.Thread(target=lambda: None)
+    done.start()
+    done.join()
+    ours._thread = done
+    for code, want in (
+        (0, "promoted"),
+        (1, "rolled back"),
+        (100, "aborted"),
+        (101, "exit 101"),
+        (5, "exit 5"),
+    ):
+        ours._exit = code
+        assert ours.outcome() == want, code
+    ours._error = "bench: deploy canary failed (exit 1)"
+    assert ours.outcome() == "failed: bench: deploy canary failed (exit 1)"
