@@ -146,7 +146,7 @@ def drivers(env: dict[str, str], workdir: Path, tools: list[str], prometheus: st
     if scenario.OURS in tools:
         made[scenario.OURS] = OursDriver(env, workdir, prometheus)
     if scenario.FLAGGER in tools:
-        gate_port = ports(instance(env)).flagger + 3
+        gate_port = ports(instance(env)).flagger_rollback_gate
         made[scenario.FLAGGER] = FlaggerDriver(env, running["flagger"], FLAGGER_NS, gate_port)
     if scenario.ARGO in tools:
         made[scenario.ARGO] = ArgoDriver(env, running["argo-rollouts"], ARGO_NS, prometheus)

@@ -45,7 +45,8 @@ ARGO_CONFIG_MAP = "argo-rollouts-config"
 SOCKET_DIR_VARIABLE = "PLUGIN_UNIX_SOCKET_DIR"
 """go-plugin's EnvUnixSocketDir: where a plugin creates its socket."""
 BASE_PORT = 31800
-"""Instance I uses BASE_PORT + 10 I and up: Flagger +0, Argo healthz +1, Argo metrics +2."""
+"""Instance I uses BASE_PORT + 10 I and up: Flagger +0, Argo healthz +1, Argo metrics +2, the bench's rollback
+gate for Flagger +3 (on loopback)."""
 
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -57,11 +58,12 @@ class Ports:
     flagger: int
     argo_healthz: int
     argo_metrics: int
+    flagger_rollback_gate: int
 
 
 def ports(instance: int) -> Ports:
     base = BASE_PORT + 10 * instance
-    return Ports(flagger=base, argo_healthz=base + 1, argo_metrics=base + 2)
+    return Ports(flagger=base, argo_healthz=base + 1, argo_metrics=base + 2, flagger_rollback_gate=base + 3)
 
 
 @dataclass(frozen=True)
