@@ -16,156 +16,22 @@ plane (`make cluster-up`). Prints what it saw. Issue 26.
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bench.peers import manifests
-from bench.peers.controllers import (
-    PLUGIN_LABEL,
-    Controller,
-    apply_crds,
-    argo_command,
-    argo_env,
-    crd_files,
-    flagger_command,
-    plugin_config_map,
-    ports,
-    running,
-    start,
-    stop,
-)
-from devtools.pulumi_cli import REPO, project_env
+from bench.peers.beside import ARGO_NS, FLAGGER_NS, NAMESPACES, down, status, up
+from bench.peers.controllers import PLUGIN_LABEL
+from bench.peers.drivers import available
+from bench.peers.kube import apply, get, kubectl, wait
+from devtools.pulumi_cli import project_env
 from scripts.testbed.netcheck import check_target
 
-FLAGGER_NS = "peer-flagger"
-ARGO_NS = "peer-argo"
-NAMESPACES = {"flagger": FLAGGER_NS, "argo-rollouts": ARGO_NS}
 ARGO_STEPS: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}]
-
-
-def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"peers: kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def get(env: dict[str, str], kind: str, name: str, ns: str) -> dict[str, Any]:
-    out = subprocess.run(
-        ["kubectl", "get", kind, name, "-n", ns, "-o", "json"], env=env, capture_output=True, text=True
-    )
-    return json.loads(out.stdout) if out.returncode == 0 else {}
-
-
-def apply(env: dict[str, str], objects: list[dict[str, Any]]) -> None:
-    kubectl(env, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-
-
-def cluster_dir(env: dict[str, str]) -> Path:
-    return Path(env["KUBECONFIG"]).parent
-
-
-def instance(env: dict[str, str]) -> int:
-    path = cluster_dir(env) / "dataplane-instance"
-    return int(path.read_text().strip()) if path.exists() else 0
-
-
-def prometheus_url() -> str:
-    out = subprocess.run(
-        ["bash", "scripts/cluster.sh", "prometheus-url"], cwd=REPO, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"peers: no Prometheus of the bed ({out.stderr.strip()}); run `make cluster-up`")
-    return out.stdout.strip()
-
-
-def controllers(env: dict[str, str], prometheus: str = "") -> dict[str, Controller]:
-    kubeconfig, bin_dir = Path(env["KUBECONFIG"]), REPO / ".tools" / "bin"
-    state, p = cluster_dir(env) / "peers", ports(instance(env))
-    return {
-        "flagger": Controller(
-            "flagger",
-            flagger_command(bin_dir / "flagger", kubeconfig, prometheus, FLAGGER_NS, p.flagger),
-            env,
-            state / "flagger",
-            state / "flagger" / "flagger.log",
-        ),
-        "argo-rollouts": Controller(
-            "argo-rollouts",
-            argo_command(bin_dir / "rollouts-controller", kubeconfig, ARGO_NS, p),
-            argo_env(env, kubeconfig, ARGO_NS, state / "argo-rollouts" / "sockets"),
-            state / "argo-rollouts",
-            state / "argo-rollouts" / "rollouts-controller.log",
-        ),
-    }
-
-
-def wait(what: str, check: Callable[[], Any], seconds: float = 120) -> float:
-    """Poll until `check()` is truthy; the seconds it took (SystemExit naming `what` after `seconds`)."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise SystemExit(f"peers: timed out after {seconds:.0f} s waiting for {what}")
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
-def up(env: dict[str, str], peers: list[str]) -> None:
-    files = crd_files(REPO / ".tools" / "peer-crds")
-    apply_crds("kubectl", [f for peer in peers for f in files[peer]], env)
-    apply(env, [manifests.namespace(NAMESPACES[peer]) for peer in peers])
-    if "argo-rollouts" in peers:
-        plugin = (REPO / ".tools" / "bin" / "argo-gatewayapi-plugin").resolve()
-        apply(env, [plugin_config_map(ARGO_NS, plugin)])
-    p = ports(instance(env))
-    for name, controller in controllers(env, prometheus_url()).items():
-        if name not in peers:
-            continue
-        if running(controller):
-            print(f"{name}: already running", file=sys.stderr)
-            continue
-        pid = start(controller)
-        port = p.flagger if name == "flagger" else p.argo_healthz
-        took = wait(
-            f"{name} /healthz on :{port} (log: {controller.log})", functools.partial(healthy, port), 60
-        )
-        print(f"{name}: pid {pid}, /healthz answered after {took:.1f} s, log {controller.log}")
-
-
-def down(env: dict[str, str], peers: list[str]) -> None:
-    for name, controller in controllers(env).items():
-        if name in peers:
-            print(f"{name}: {'stopped' if stop(controller) else 'not running'}")
-
-
-def status(env: dict[str, str], peers: list[str]) -> None:
-    for name, controller in controllers(env).items():
-        pid = running(controller)
-        print(f"{name}: {f'running, pid {pid}' if pid else 'not running'}")
-
-
-def available(env: dict[str, str], name: str, ns: str) -> bool:
-    conditions = get(env, "deployment", name, ns).get("status", {}).get("conditions", [])
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
 
 
 def route_weights(env: dict[str, str], ns: str) -> dict[str, int]:

@@ -24,6 +24,8 @@ import yaml
 
 from bench.measure import machine
 from bench.peers import scenario
+from bench.peers.beside import ARGO_NS, FLAGGER_NS, controllers, instance, prometheus_url, up
+from bench.peers.controllers import crd_files, ports
 from bench.peers.drivers import ArgoDriver, Driver, FlaggerDriver, OursDriver
 from bench.traffic import settle, target_of_gateway
 from canary.gateway_api import ROUTE_RESOURCE
@@ -122,8 +124,6 @@ def footprint(crd_dir: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {
         scenario.OURS: {"crds": 0, "crdBytes": 0, "controllers": 0, "clusterRoleRules": 0},
     }
-    from bench.peers.controllers import crd_files
-
     for tool, files in crd_files(crd_dir).items():
         docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
         rbac = crd_dir / tool / "rbac.yaml"
@@ -138,9 +138,6 @@ def footprint(crd_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def drivers(env: dict[str, str], workdir: Path, tools: list[str], prometheus: str) -> dict[str, Driver]:
-    from bench.peers.__main__ import ARGO_NS, FLAGGER_NS, controllers, instance
-    from bench.peers.controllers import ports
-
     made: dict[str, Driver] = {}
     running = controllers(env, prometheus)
     if scenario.OURS in tools:
@@ -209,8 +206,6 @@ def report(path: Path) -> str:
 
 
 def main(env: dict[str, str], argv: list[str]) -> int:
-    from bench.peers.__main__ import prometheus_url, up
-
     parser = argparse.ArgumentParser(prog="python -m bench.peers bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each scenario per tool (default 3)")
     parser.add_argument("--tools", default=",".join(scenario.TOOLS), help="comma-separated (default all)")

@@ -21,9 +21,7 @@ import contextlib
 import http.server
 import json
 import signal
-import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +30,7 @@ import yaml
 from bench.measure import GroupSampler, Run, Tracked
 from bench.peers import manifests, scenario
 from bench.peers.controllers import Controller, running
+from bench.peers.kube import apply, get, kubectl, wait
 from canary.names import route_name
 from devtools.pulumi_cli import REPO, private_project, unique
 
@@ -52,35 +51,6 @@ class Driver(Protocol):
     def usage(self) -> tuple[float, float]: ...
     def total(self) -> tuple[float, float]: ...
     def close(self) -> None: ...
-
-
-def kubectl(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=300
-    )
-    if check and proc.returncode != 0:
-        raise SystemExit(f"peers: kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def get(env: dict[str, str], kind: str, name: str, ns: str) -> dict[str, Any]:
-    out = kubectl(env, "get", kind, name, "-n", ns, "-o", "json", "--ignore-not-found", check=False)
-    return json.loads(out) if out.strip() else {}
-
-
-def apply(env: dict[str, str], objects: list[dict[str, Any]]) -> None:
-    items = {"apiVersion": "v1", "kind": "List", "items": objects}
-    kubectl(env, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(items))
-
-
-def wait(what: str, check: Any, seconds: float = 180, every: float = 0.5) -> float:
-    """Poll until `check()` is truthy; the seconds it took (SystemExit naming `what` after `seconds`)."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if check():
-            return time.monotonic() - started
-        time.sleep(every)
-    raise SystemExit(f"peers: timed out after {seconds:.0f} s waiting for {what}")
 
 
 def pods_gone(env: dict[str, str], ns: str) -> bool:
