@@ -12,6 +12,7 @@ from typing import Any
 
 from bench.peers import scenario
 from bench.peers.controllers import rollout_plugin
+from scripts.testbed import objects
 
 APP = "podinfo"
 PORT = 9898
@@ -41,28 +42,20 @@ def gateway(ns: str) -> dict[str, Any]:
     }
 
 
+CONTAINER: dict[str, Any] = {
+    "ports": [{"name": "http", "containerPort": PORT}],
+    "readinessProbe": {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 1},
+}
+"""podinfo with a named port and a readiness probe (the bed asks it before a pod turns Ready); the container
+is named after the app, so `kubectl set image deployment/podinfo podinfo=...` reads as a user's would."""
+
+
 def pod_template(image: str) -> dict[str, Any]:
-    """podinfo with a named port and a readiness probe (the bed asks it before a pod turns Ready)."""
-    container = {
-        "name": APP,
-        "image": image,
-        "ports": [{"name": "http", "containerPort": PORT}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 1},
-    }
-    return {"metadata": {"labels": {"app": APP}}, "spec": {"containers": [container]}}
+    return objects.pod_template(APP, image, CONTAINER, container_name=APP)
 
 
 def deployment(ns: str, image: str, replicas: int = 2) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": ns, "labels": {"app": APP}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": APP}},
-            "template": pod_template(image),
-        },
-    }
+    return objects.deployment(APP, image, replicas, CONTAINER, namespace=ns, container_name=APP)
 
 
 def canary(ns: str, rollback_hook: str | None = None) -> dict[str, Any]:
@@ -106,12 +99,7 @@ def canary(ns: str, rollback_hook: str | None = None) -> dict[str, Any]:
 
 
 def service(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
-    }
+    return objects.service(name, {"name": "http", "port": PORT, "targetPort": "http"}, app=APP, namespace=ns)
 
 
 def argo_route(ns: str) -> dict[str, Any]:

@@ -444,35 +444,6 @@ spec:
     ).check()
 
 
-def app_deployment(name: str, image: str, replicas: int, container: dict[str, Any]) -> dict[str, Any]:
-    """A hand-written Deployment `name` (label app=<name>) of one container `app` running `image` plus the
-    `container` fields given (ports, readinessProbe...): the bed runs a real podinfo for each of its pods."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image, **container}]},
-            },
-        },
-    }
-
-
-def app_service(name: str, port: dict[str, Any]) -> dict[str, Any]:
-    """A Service `name` selecting app_deployment's pods of that name, with its one `port`."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": name}, "ports": [port]},
-    }
-
-
 def route_accepted_by(kube: Kube, resource: str, name: str, namespace: str, parents: int) -> dict[str, Any]:
     """The live route (`resource`: an HTTPRoute's or a GRPCRoute's), once each of its `parents` reports
     Accepted and ResolvedRefs True at its current generation, read back from the apiserver (bounded)."""

@@ -38,10 +38,10 @@ from canary.ops.verify.grpc_versions import (
 from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Tally, TrafficCounter
 from scripts.testbed.apps import LISTENING
+from scripts.testbed.objects import deployment as app_deployment
+from scripts.testbed.objects import service as app_service
 from tests.integration.harness import (
     Kube,
-    app_deployment,
-    app_service,
     before_rollback,
     namespace_with,
     wait_for,

@@ -36,9 +36,11 @@ import pytest
 
 from canary.ops.verify.split import canary_interval
 from canary.ops.verify.traffic import Load, Stream, Tally, Target, TrafficCounter, send, target
+from scripts.testbed.objects import deployment as app_deployment
+from scripts.testbed.objects import service as app_service
 from scripts.testbed.traefik import CLASS, CONTROLLER, PORT
 from tests.integration.conftest import NOT_RUN
-from tests.integration.harness import Kube, app_deployment, app_service, namespace_with, unique, wait_for
+from tests.integration.harness import Kube, namespace_with, unique, wait_for
 from tests.integration.test_traffic_bed import bed, conditions, dataplane_state, programmed_address
 
 __all__ = ["bed"]  # the traffic bed's own readiness fixture (skips loudly, fails under CI)
