@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.stacks import REPO, Stack, private_project, project_env
+from bench.traffic import prometheus_url
 from canary.ops.kube.kubectl import LiveReader
 from canary.ops.verify.traffic import Load, Stream, target
 from devtools.pulumi_cli import unique
@@ -28,17 +29,6 @@ APP, HOST = "web", "web.bench.example"
 STABLE, FAULTY = "registry.example/web:1.0.0", "registry.example/web:1.1.0-faulty"
 RATE = 100.0
 """Requests per second of the stream (20 per second reach the canary at 20%)."""
-
-
-def prometheus_url(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / "cluster.sh"), "prometheus-url"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def gateway_address(env: dict[str, str], namespace: str, timeout: float = 120) -> str:

@@ -179,6 +179,19 @@ def data_plane_ready(env: dict[str, str], gateway_class: str = EG_CLASS) -> str 
     return None
 
 
+def prometheus_url(env: dict[str, str] | None = None) -> str:
+    """The bed's Prometheus (`scripts/cluster.sh prometheus-url`); SystemExit saying so when it has none."""
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "cluster.sh"), "prometheus-url"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"bench: no Prometheus of the bed ({out.stderr.strip()}); run `make cluster-up`")
+    return out.stdout.strip()
+
+
 def host_of(release: Release) -> str:
     """The release's own hostname (its namespace's), so that no two bench releases share one on Traefik."""
     return f"{release.namespace}.bench.example"

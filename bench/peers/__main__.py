@@ -26,8 +26,8 @@ from typing import Any
 from bench.peers import manifests
 from bench.peers.beside import ARGO_NS, FLAGGER_NS, NAMESPACES, down, status, up
 from bench.peers.controllers import PLUGIN_LABEL
-from bench.peers.drivers import available
-from bench.peers.kube import apply, get, kubectl, wait
+from bench.peers.drivers import available, set_rollout_image
+from bench.peers.kube import apply, get, wait
 from devtools.pulumi_cli import project_env
 from scripts.testbed.netcheck import check_target
 
@@ -103,12 +103,8 @@ def smoke_argo(env: dict[str, str]) -> None:
         f"argo ({PLUGIN_LABEL}): Rollout Healthy {time.monotonic() - started:.1f} s after apply, "
         f"stable {first.get('stableRS')}, route {route_weights(env, ARGO_NS)}"
     )
-    # A JSON patch of the one field: a merge patch would replace the whole containers list (a CRD has no
-    # strategic merge), and the new pods would lose their port and probe.
-    path = "/spec/template/spec/containers/0/image"
-    patch = [{"op": "replace", "path": path, "value": manifests.IMAGE_V2}]
     started = time.monotonic()
-    kubectl(env, "patch", "rollout", manifests.APP, "-n", ARGO_NS, "--type=json", "-p", json.dumps(patch))
+    set_rollout_image(env, ARGO_NS, manifests.IMAGE_V2)
     want = {f"{manifests.APP}-stable": 80, f"{manifests.APP}-canary": 20}
     took = wait(f"route weights {want}", lambda: route_weights(env, ARGO_NS) == want)
     wait("Rollout paused at step 1", lambda: rollout().get("currentStepIndex") == 1)

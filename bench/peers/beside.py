@@ -5,7 +5,6 @@ too). Issue 26."""
 from __future__ import annotations
 
 import functools
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -25,6 +24,7 @@ from bench.peers.controllers import (
     stop,
 )
 from bench.peers.kube import apply, wait
+from bench.traffic import prometheus_url
 from devtools.pulumi_cli import REPO
 
 FLAGGER_NS = "peer-flagger"
@@ -39,15 +39,6 @@ def cluster_dir(env: dict[str, str]) -> Path:
 def instance(env: dict[str, str]) -> int:
     path = cluster_dir(env) / "dataplane-instance"
     return int(path.read_text().strip()) if path.exists() else 0
-
-
-def prometheus_url() -> str:
-    out = subprocess.run(
-        ["bash", "scripts/cluster.sh", "prometheus-url"], cwd=REPO, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"peers: no Prometheus of the bed ({out.stderr.strip()}); run `make cluster-up`")
-    return out.stdout.strip()
 
 
 def controllers(env: dict[str, str], prometheus: str = "") -> dict[str, Controller]:

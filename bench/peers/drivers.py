@@ -69,6 +69,22 @@ def available(env: dict[str, str], name: str, ns: str, replicas: int = scenario.
     return bool(status.get("availableReplicas") == replicas and status.get("updatedReplicas") == replicas)
 
 
+def set_rollout_image(env: dict[str, str], ns: str, image: str) -> None:
+    """A new revision of the bench's Rollout: a JSON patch of the one field (a merge patch would replace the
+    whole containers list, a CRD having no strategic merge, and the new pods would lose their port and
+    probe)."""
+    patch = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]
+    kubectl(env, "patch", "rollout", manifests.APP, "-n", ns, "--type=json", "-p", json.dumps(patch))
+
+
+def abort_rollout(env: dict[str, str], ns: str) -> None:
+    """Argo's abort: the status patch `kubectl argo rollouts abort` sends."""
+    body = json.dumps({"status": {"abort": True}})
+    kubectl(
+        env, "patch", "rollout", manifests.APP, "-n", ns, "--subresource=status", "--type=merge", "-p", body
+    )
+
+
 class RollbackGate:
     """Flagger's manual rollback, as its docs give it (the load tester's `/rollback/check`): a webhook of
     `type: rollback` that Flagger calls every tick; 2xx rolls the canary back. Served on loopback by the
@@ -210,33 +226,10 @@ class ArgoDriver(PeerDriver):
 
     def begin(self, scenario_name: str) -> None:
         self.begin_usage()
-        path = "/spec/template/spec/containers/0/image"
-        patch = [{"op": "replace", "path": path, "value": scenario.canary_image(scenario_name)}]
-        kubectl(
-            self.env,
-            "patch",
-            "rollout",
-            manifests.APP,
-            "-n",
-            self.namespace,
-            "--type=json",
-            "-p",
-            json.dumps(patch),
-        )
+        set_rollout_image(self.env, self.namespace, scenario.canary_image(scenario_name))
 
     def abort(self) -> None:
-        kubectl(
-            self.env,
-            "patch",
-            "rollout",
-            manifests.APP,
-            "-n",
-            self.namespace,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps({"status": {"abort": True}}),
-        )
+        abort_rollout(self.env, self.namespace)
 
     def outcome(self) -> str | None:
         status = self.status()
