@@ -10,12 +10,22 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from tests.integration.harness import Kube, project_env
 
 NOT_RUN = "integration tests NOT RUN: "
+
+
+def not_run(why: str) -> NoReturn:
+    """Stop a test that cannot run here (a tool or the cluster missing): a failure under CI (CI=true), else a
+    skip that says loudly what did not run (its reason starts with NOT_RUN, so the run's summary lists it)."""
+    reason = NOT_RUN + why
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,10 +53,7 @@ def env() -> dict[str, str]:
                 f"(run `make cluster-up`): {ready.stderr.strip()[:200]}"
             )
     if problems:
-        reason = NOT_RUN + "; ".join(problems)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        not_run("; ".join(problems))
     return env
 
 

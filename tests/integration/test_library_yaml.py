@@ -25,7 +25,6 @@ Nothing is skipped silently: without pulumi-language-yaml (`make tools`) the tes
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import NOT_RUN
+from tests.integration.conftest import not_run
 from tests.integration.harness import (
     REPO,
     ROUTE,
@@ -68,10 +67,7 @@ KINDS = ("namespace", "deployment", "service", ROUTE, "gateway.gateway.networkin
 def yaml_env(env: dict[str, str]) -> dict[str, str]:
     """The project environment, once Pulumi YAML's language host is known to be next to pulumi."""
     if shutil.which("pulumi-language-yaml", path=env["PATH"]) is None:
-        reason = NOT_RUN + "pulumi-language-yaml not found on PATH (run `make tools`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        not_run("pulumi-language-yaml not found on PATH (run `make tools`)")
     return env
 
 

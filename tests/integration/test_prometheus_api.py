@@ -4,7 +4,6 @@ scraping only itself), stopped and removed after the module; no cluster needed."
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from canary.ops.gates.prometheus import Empty, Failure, Prometheus, Value
-from tests.integration.conftest import NOT_RUN
+from tests.integration.conftest import not_run
 
 
 def free_port() -> int:
@@ -27,10 +26,7 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     binary = shutil.which("prometheus")
     if binary is None:
-        reason = NOT_RUN + "prometheus not found (run `make tools`: scripts/ensure-prometheus.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        not_run("prometheus not found (run `make tools`: scripts/ensure-prometheus.sh)")
     where = tmp_path_factory.mktemp("prometheus")
     port = free_port()
     config = where / "prometheus.yml"

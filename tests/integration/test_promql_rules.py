@@ -6,7 +6,6 @@ No cluster: promtool (Debian's prometheus package, scripts/ensure-prometheus.sh)
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from canary.ops.gates import queries
-from tests.integration.conftest import NOT_RUN
+from tests.integration.conftest import not_run
 
 CANARY = queries.Selector("shop", "web", "canary")
 STABLE = queries.Selector("shop", "web", "stable")
@@ -28,10 +27,7 @@ AT = "100s"  # samples every 1s from 0s: the 60s window is full of samples
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        reason = NOT_RUN + "promtool not found (run `make tools`: scripts/ensure-prometheus.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        not_run("promtool not found (run `make tools`: scripts/ensure-prometheus.sh)")
     return found
 
 
