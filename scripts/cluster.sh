@@ -291,18 +291,20 @@ YAML
   disown
 }
 
-install_eg_class() {
+# install_class NAME CONTROLLER DESCRIPTION WHO LOG: apply a GatewayClass and wait until its controller (WHO)
+# accepts it; on a timeout, the end of the controller's LOG and a message naming both.
+install_class() {
   kubectl_ apply --server-side -f - >/dev/null <<YAML
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata:
-  name: ${EG_CLASS}
+  name: $1
 spec:
-  controllerName: gateway.envoyproxy.io/gatewayclass-controller
-  description: Envoy Gateway with a real Envoy per Gateway (scripts/testbed)
+  controllerName: $2
+  description: $3
 YAML
-  kubectl_ wait --for condition=Accepted --timeout=90s "gatewayclass/${EG_CLASS}" >/dev/null \
-    || { tail -n 30 "$EG_DIR/envoy-gateway.log" >&2; die "GatewayClass ${EG_CLASS} not Accepted by Envoy Gateway in 90s"; }
+  kubectl_ wait --for condition=Accepted --timeout=90s "gatewayclass/$1" >/dev/null \
+    || { tail -n 30 "$5" >&2; die "GatewayClass $1 not Accepted by $4 in 90s"; }
 }
 
 # Traefik (GatewayClass traefik), started like Envoy Gateway: a process in the namespace the supervisor made for
@@ -321,20 +323,6 @@ start_traefik() {
     >"$TRAEFIK_DIR/traefik.log" 2>&1 </dev/null &
   echo $! >"$TRAEFIK_DIR/pid"
   disown
-}
-
-install_traefik_class() {
-  kubectl_ apply --server-side -f - >/dev/null <<YAML
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: ${TRAEFIK_CLASS}
-spec:
-  controllerName: traefik.io/gateway-controller
-  description: Traefik, one process for all its Gateways, port 80
-YAML
-  kubectl_ wait --for condition=Accepted --timeout=90s "gatewayclass/${TRAEFIK_CLASS}" >/dev/null \
-    || { tail -n 30 "$TRAEFIK_DIR/traefik.log" >&2; die "GatewayClass ${TRAEFIK_CLASS} not Accepted by Traefik in 90s"; }
 }
 
 # The supervisor first: it sweeps its instance's leftovers and makes the namespaces, Envoy Gateway's and
@@ -419,8 +407,10 @@ data_plane_up() {
   start_prometheus
   start_envoy_gateway
   start_traefik
-  install_eg_class
-  install_traefik_class
+  install_class "$EG_CLASS" gateway.envoyproxy.io/gatewayclass-controller \
+    "Envoy Gateway with a real Envoy per Gateway (scripts/testbed)" "Envoy Gateway" "$EG_DIR/envoy-gateway.log"
+  install_class "$TRAEFIK_CLASS" traefik.io/gateway-controller \
+    "Traefik, one process for all its Gateways, port 80" Traefik "$TRAEFIK_DIR/traefik.log"
   log "data plane up: instance $INSTANCE, GatewayClass ${EG_CLASS} (Envoy Gateway ${ENVOY_GATEWAY_VERSION}, Envoy ${ENVOY_VERSION})"
   log "GatewayClass ${TRAEFIK_CLASS}: Traefik ${TRAEFIK_VERSION} on ${BED_TRAEFIK_ADDRESS}:80"
 }
